@@ -1,0 +1,38 @@
+# The two commands a user needs: `make run` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The tested torch pair; both lie on this workplace's local package mirror.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+FASHION_MNIST_DEB_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: install run test clean
+
+install: $(VENV)/.installed fashion-mnist
+
+$(VENV)/.installed: pyproject.toml
+	@echo "[make install] creating $(VENV) and installing gans (editable, with the dev extra)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q $(TORCH_SPEC)
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+# Offline path for the default data set: Debian's package ships the real 60k/10k Fashion-MNIST.
+fashion-mnist:
+	@if [ -d "$(FASHION_MNIST_DEB_DIR)" ] || [ -n "$$GANS_SKIP_APT" ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "[make install] installing Debian package dataset-fashion-mnist (offline Fashion-MNIST)"; \
+		(apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null)) || \
+		echo "[make install] could not install dataset-fashion-mnist; torchvision will download Fashion-MNIST when online"; \
+	else echo "[make install] $(FASHION_MNIST_DEB_DIR) missing; torchvision will download Fashion-MNIST when online"; fi
+
+run: install
+	$(PY) run.py $(ARGS)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

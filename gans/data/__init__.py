@@ -1,0 +1,1 @@
+"""Lightning data modules: real images held in memory as uint8 tensors."""

@@ -1,0 +1,1 @@
+"""Image-quality metrics: FID and KID with the standard Inception weights."""

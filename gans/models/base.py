@@ -1,0 +1,281 @@
+"""The adversarial base module: alternating discriminator/generator updates with manual optimization.
+
+A model subclass states its networks (given by Hydra) and two losses,
+`discriminator_loss(batch)` and `generator_loss(batch)`; this class owns the rest: optimizers
+and schedulers from config, `n_critic` discriminator steps per generator step (Arjovsky et al.
+2017), gradient toggling so each update only computes the gradients it needs, mixed precision
+and DDP through Lightning's `manual_backward`, an optional EMA generator for sampling
+(Karras et al. 2018; Yazici et al. 2019), fixed latents for sample grids, `generate(n)`,
+and FID/KID evaluation on the validation and test sets.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from gans.data.base import to_uint8
+from gans.errors import NonFiniteLossError
+from gans.metrics.fid import FeatureDistances
+
+log = logging.getLogger(__name__)
+LossFn = Callable[[dict[str, Tensor]], tuple[Tensor, dict[str, Tensor]]]
+
+
+class AdversarialModule(L.LightningModule, ABC):
+    """Base of every GAN here (and of the VAE/AE, which use one "generator" network).
+
+    Args:
+        generator, discriminator: the networks (`_target_` configs, built by Hydra).
+        optimizer_g, optimizer_d: partial optimizers (`_partial_: true`), called with parameters.
+        scheduler_g, scheduler_d: optional partial LR schedulers, stepped once per epoch.
+        n_critic: discriminator updates per generator update.
+        ema_decay: if set, keep an exponential moving average of the generator and sample from it.
+        num_fixed_samples: size of the fixed latent batch behind the sample grids.
+        sample_seed: seed of the fixed latents and of the evaluation latents.
+        eval_fid, eval_kid: compute FID (and KID) on validation and test.
+        fid_antialias: False = the TF-compatible resize of published FID tables.
+        kid_subset_size: KID subset size (capped by the sample count).
+        channels_last: NHWC memory format, faster convolutions on tensor cores.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        optimizer_g: Callable[..., torch.optim.Optimizer],
+        optimizer_d: Callable[..., torch.optim.Optimizer],
+        scheduler_g: Callable[..., Any] | None = None,
+        scheduler_d: Callable[..., Any] | None = None,
+        n_critic: int = 1,
+        ema_decay: float | None = None,
+        num_fixed_samples: int = 64,
+        sample_seed: int = 1234,
+        eval_fid: bool = True,
+        eval_kid: bool = False,
+        fid_antialias: bool = False,
+        kid_subset_size: int = 1000,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        # Networks and partial callables are rebuilt from the Hydra config; keeping only plain
+        # values in the checkpoint lets it load with torch.load(weights_only=True).
+        self.save_hyperparameters(
+            ignore=["generator", "discriminator", "optimizer_g", "optimizer_d", "scheduler_g", "scheduler_d"]
+        )
+        self.generator, self.discriminator = generator, discriminator
+        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.scheduler_g, self.scheduler_d = scheduler_g, scheduler_d
+        self.ema = None
+        if ema_decay:
+            self.ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            self.ema.requires_grad_(False)
+        self.latent_dim = getattr(generator, "latent_dim", None)
+        if self.latent_dim:
+            seeded = torch.Generator().manual_seed(sample_seed)
+            self.register_buffer("fixed_z", torch.randn(num_fixed_samples, self.latent_dim, generator=seeded))
+        # A plain dict, not submodules: the 87 MB Inception weights stay out of every checkpoint.
+        self._distances: dict[str, FeatureDistances] = {}
+        self._collect_real: dict[str, bool] = {}
+        self._eval_latents: Tensor | None = None
+        self._d_updates = 0
+        self._last_losses: dict[str, Tensor] = {}
+
+    # -- the pieces a model states ----------------------------------------------------------
+    @abstractmethod
+    def discriminator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The discriminator's loss on a real batch, and statistics to log (e.g. D(x), D(G(z)))."""
+
+    @abstractmethod
+    def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The generator's loss for a batch, and statistics to log."""
+
+    # -- sampling -----------------------------------------------------------------------------
+    def sample_latent(self, n: int) -> Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The network used for samples and evaluation: the EMA generator if kept."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    @torch.no_grad()
+    def generate_from(self, z: Tensor) -> Tensor:
+        """Images in [-1, 1] for latents z, from the sampler in eval mode (batch-norm running stats)."""
+        sampler = self.sampler
+        was_training = sampler.training
+        sampler.eval()
+        try:
+            return sampler(z.to(self.device)).float()
+        finally:
+            sampler.train(was_training)
+
+    def generate(self, n: int) -> Tensor:
+        """n new images in [-1, 1]."""
+        return self.generate_from(self.sample_latent(n))
+
+    # -- training -----------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizers = [self.optimizer_g(self.generator.parameters()), self.optimizer_d(self.discriminator.parameters())]
+        schedulers = [make(opt) for make, opt in zip((self.scheduler_g, self.scheduler_d), optimizers) if make]
+        return optimizers, schedulers
+
+    def on_fit_start(self) -> None:
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
+        if self.hparams.channels_last and "image" in batch:
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        return batch
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Goodfellow et al. 2014, Algorithm 1: n_critic discriminator updates, then one generator update."""
+        opt_g, opt_d = self.optimizers()
+        self.adversarial_update(opt_d, self.discriminator, self.discriminator_loss, batch, "d")
+        self._d_updates += 1
+        if self._d_updates % self.hparams.n_critic == 0:
+            self.adversarial_update(opt_g, self.generator, self.generator_loss, batch, "g")
+            if self.ema is not None:
+                self.ema.update_parameters(self.generator)
+
+    def adversarial_update(self, optimizer, network: nn.Module, loss_fn: LossFn, batch, name: str) -> Tensor:
+        """One optimizer step on `loss_fn(batch)`, with only `optimizer`'s parameters requiring grad."""
+        with self.toggled_optimizer(optimizer):
+            loss, stats = loss_fn(batch)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+        self._last_losses[name] = loss.detach()
+        if self._log_this_step:
+            self._check_finite()
+            # After step(): Lightning has unscaled fp16 gradients by then, so the norm is true.
+            grads = [p.grad for p in network.parameters() if p.grad is not None]
+            stats = {f"{name}_loss": loss, f"grad_norm_{name}": torch.nn.utils.get_total_norm(grads), **stats}
+            self.log_dict({f"train/{k}": v.detach().float() for k, v in stats.items()}, prog_bar=False)
+        return loss
+
+    @property
+    def _log_this_step(self) -> bool:
+        # Logging every step costs Python time that shows at GPU speeds; compute the statistics only
+        # on the steps Lightning writes to the logger (`log_every_n_steps`).
+        return self.trainer._logger_connector.should_update_logs
+
+    def _check_finite(self) -> None:
+        bad = {k: float(v) for k, v in self._last_losses.items() if not torch.isfinite(v).all()}
+        if bad:
+            name, value = next(iter(bad.items()))
+            ckpt = getattr(self.trainer.checkpoint_callback, "dirpath", None)
+            raise NonFiniteLossError(
+                f"{name}_loss became {value} at step {self.global_step}: training stopped; the last good checkpoint "
+                f"is in {ckpt or 'the run dir'}. Lower the learning rate or resume from it with ckpt_path=..."
+            )
+
+    def on_train_epoch_end(self) -> None:
+        self._check_finite()
+        for scheduler in self.lr_schedulers() or []:
+            scheduler.step()
+
+    def lr_schedulers(self):
+        schedulers = super().lr_schedulers()
+        return schedulers if isinstance(schedulers, list) or schedulers is None else [schedulers]
+
+    # -- evaluation: FID/KID against the data module's validation or test images ----------------
+    def evaluation_reals(self, batch: dict[str, Tensor]) -> Tensor:
+        return batch["image"]
+
+    def evaluation_fakes(self, batch: dict[str, Tensor]) -> Tensor:
+        """Generated images matched to an evaluation batch: latent i is fixed for evaluation image i,
+        so every process and every run scores the same latents."""
+        return self.generate_from(self._eval_latents[batch["index"]])
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_evaluation("validate")
+
+    def on_test_epoch_start(self) -> None:
+        self._start_evaluation("test")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate_batch(batch, "validate")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate_batch(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_evaluation("validate", "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_evaluation("test", "test")
+
+    def _evaluating(self) -> bool:
+        return self.hparams.eval_fid and not self.trainer.sanity_checking
+
+    def _start_evaluation(self, stage: str) -> None:
+        if self._last_losses:
+            self._check_finite()
+        self._broadcast_buffers()
+        if not self._evaluating():
+            return
+        datamodule = self.trainer.datamodule
+        if self.latent_dim:
+            n = len(datamodule.eval_images(stage))
+            if self._eval_latents is None or len(self._eval_latents) != n:
+                seeded = torch.Generator().manual_seed(self.hparams.sample_seed + 1)
+                self._eval_latents = torch.randn(n, self.latent_dim, generator=seeded)
+            self._eval_latents = self._eval_latents.to(self.device)
+        distances = self._distances.get(stage)
+        if distances is None:
+            distances = self._distances[stage] = FeatureDistances(
+                self.hparams.fid_antialias, self.hparams.eval_kid, self.hparams.kid_subset_size
+            )
+            self._collect_real[stage] = not distances.load_real(datamodule.eval_fingerprint(stage), self.global_rank)
+        distances.to(self.device)
+
+    def _evaluate_batch(self, batch: dict[str, Tensor], stage: str) -> None:
+        if not self._evaluating():
+            return
+        distances = self._distances[stage]
+        if self._collect_real[stage]:
+            distances.update(to_uint8(self.evaluation_reals(batch)), real=True)
+        distances.update(to_uint8(self.evaluation_fakes(batch)), real=False)
+
+    def _finish_evaluation(self, stage: str, prefix: str) -> None:
+        if not self._evaluating():
+            return
+        distances = self._distances[stage]
+        datamodule = self.trainer.datamodule
+        if self._collect_real[stage]:
+            # Cache only a complete reference set (limit_val_batches may have cut it short).
+            if distances.synced_counts()[0] == len(datamodule.eval_images(stage)):
+                distances.save_real(datamodule.eval_fingerprint(stage))
+                self._collect_real[stage] = False
+            else:
+                distances.discard_collected_real()
+        n_real, n_fake = distances.synced_counts()
+        scores = distances.compute()
+        distances.reset()
+        if self._collect_real[stage]:  # an incomplete reference set is not reused either
+            del self._distances[stage]
+        self.log_dict({f"{prefix}/{k}": v for k, v in scores.items()}, sync_dist=True)
+        self.log(f"{prefix}/fid_samples", float(n_fake), sync_dist=True)
+        if self.global_rank == 0:
+            log.info(
+                f"{prefix}/fid = {float(scores['fid']):.3f} ({n_fake} generated vs {n_real} real {stage} images, "
+                f"Inception 2015-12-05, {distances.protocol} resize) at step {self.global_step}"
+            )
+
+    def _broadcast_buffers(self) -> None:
+        # DDP keeps batch-norm running statistics per process; give every process rank 0's, so
+        # each rank's share of evaluation samples comes from the same network.
+        if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
+            for buffer in self.buffers():
+                dist.broadcast(buffer, src=0)
