@@ -9,6 +9,7 @@ import sys
 import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 from gans.config import register_resolvers
 from gans.errors import GansError
@@ -32,9 +33,12 @@ def main(cfg: DictConfig) -> float | None:
 
     try:
         return train(cfg)
-    except (GansError, InstantiationException) as err:
+    except (GansError, InstantiationException, MissingMandatoryValue) as err:
         cause = first_user_error(err)
-        message = str(cause) if cause is not None else str(err).splitlines()[0]
+        if isinstance(err, MissingMandatoryValue):
+            message = f"{err.full_key} has no value: add {err.full_key}=... to the command line"
+        else:
+            message = str(cause) if cause is not None else str(err).splitlines()[0]
         log.error(message)  # one line on the console and in the run's log file
         sys.exit(1)
 

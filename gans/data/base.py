@@ -10,6 +10,7 @@ are split without padding, so a metric synced over ranks sees each image exactly
 from __future__ import annotations
 
 import hashlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
@@ -17,12 +18,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 def to_float(images: Tensor) -> Tensor:
     """uint8 [0, 255] -> float [-1, 1], the range of a tanh generator."""
-    return images.float().div_(127.5).sub_(1.0)
+    return images.to(torch.float32).div(127.5).sub_(1.0)
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -31,7 +32,7 @@ def to_uint8(images: Tensor) -> Tensor:
 
 
 class TensorImages(Dataset):
-    """Images and labels in memory; `__getitems__` gathers a whole batch with one index op."""
+    """Images and labels in memory, indexed by a whole batch of indices at once."""
 
     def __init__(self, images: Tensor, labels: Tensor) -> None:
         if len(images) != len(labels):
@@ -41,29 +42,54 @@ class TensorImages(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        return {k: v[0] for k, v in self.__getitems__([index]).items()}
-
-    def __getitems__(self, indices: list[int]) -> dict[str, Tensor]:
-        index = torch.as_tensor(indices, dtype=torch.long).to(self.images.device, non_blocking=True)
-        return {"image": to_float(self.images[index]), "label": self.labels[index], "index": index}
+    def __getitem__(self, index: int | Tensor) -> dict[str, Tensor]:
+        """One item for an int; a batch for a tensor of indices (on the images' device)."""
+        return {"image": to_float(self.images[index]), "label": self.labels[index], "index": torch.as_tensor(index)}
 
 
-def _batch_as_is(batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    return batch  # __getitems__ already returns a collated batch
+class IndexBatches(Sampler[Tensor]):
+    """Batches of indices as tensors on the data's device, for `DataLoader(batch_size=None)`.
 
+    The order of an epoch is drawn once from (seed, epoch) and copied to the device once: a
+    batch is then a slice, so no step pays a host-to-device copy from pageable memory (which
+    would wait for the GPU and expose every microsecond of Python overhead). Shuffled orders
+    are sharded like `DistributedSampler` (equal counts per rank, the tail dropped); evaluation
+    orders (`shuffle=False`) give rank r the indices r, r + world, ... with no padding, so a
+    metric summed over ranks sees each item exactly once.
+    """
 
-class ShardSampler(Sampler[int]):
-    """Indices rank, rank + world, ... in order: every item exactly once over all ranks."""
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.size, self.batch_size, self.rank, self.world_size = size, batch_size, rank, world_size
+        self.shuffle, self.seed, self.device, self.epoch = shuffle, seed, torch.device(device), 0
 
-    def __init__(self, size: int, rank: int = 0, world_size: int = 1) -> None:
-        self.size, self.rank, self.world_size = size, rank, world_size
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of every epoch."""
+        self.epoch = epoch
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, self.size, self.world_size))
+    def _shard(self) -> Tensor:
+        if not self.shuffle:
+            return torch.arange(self.size)[self.rank :: self.world_size]
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        per_rank = self.size // self.world_size
+        return order[self.rank : per_rank * self.world_size : self.world_size]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        order = self._shard().to(self.device)
+        return iter(order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(len(self)))
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.size, self.world_size))
+        if self.shuffle:  # full batches only: batch norm and the step count stay even
+            return self.size // self.world_size // self.batch_size
+        return math.ceil(len(range(self.rank, self.size, self.world_size)) / self.batch_size)
 
 
 class InMemoryImageDataModule(L.LightningDataModule, ABC):
@@ -126,8 +152,11 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
             self.test_images, self.test_labels = test_images, test_labels
         if self.on_device and self.trainer is not None:
             device = self.trainer.strategy.root_device
+            test_is_val = self.test_images is self.val_images
             for name in ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels"):
                 setattr(self, name, getattr(self, name).to(device))
+            if test_is_val:  # one copy on the device, not two
+                self.test_images, self.test_labels = self.val_images, self.val_labels
 
     def conform(self, images: Tensor) -> Tensor:
         """Resize (antialiased bilinear) and convert channels to the configured shape, once."""
@@ -175,18 +204,18 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
             raise ValueError(
                 f"{len(dataset)} training images cannot fill one batch of {self.batch_size} on {world} process(es)"
             )
-        # DistributedSampler also for one process: its order depends only on (seed, epoch), which
-        # Lightning sets each epoch, so resuming from a checkpoint replays the same batches.
-        sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=self.shuffle_seed, drop_last=True)
-        return DataLoader(dataset, self.batch_size, sampler=sampler, drop_last=True, collate_fn=_batch_as_is)
+        # The order depends only on (seed, epoch), which Lightning sets each epoch, so a run resumed
+        # from a checkpoint replays the same batches.
+        device = self.train_images.device
+        batches = IndexBatches(len(dataset), self.batch_size, rank, world, True, self.shuffle_seed, device)
+        return DataLoader(dataset, batch_size=None, sampler=batches)
 
     def _eval_dataloader(self, stage: str) -> DataLoader:
         rank, world = self._rank_world()
         images = self.eval_images(stage)
         labels = (self.val_labels if stage == "validate" else self.test_labels)[: len(images)]
-        dataset = TensorImages(images, labels)
-        sampler = ShardSampler(len(dataset), rank, world)
-        return DataLoader(dataset, self.eval_batch_size, sampler=sampler, collate_fn=_batch_as_is)
+        batches = IndexBatches(len(images), self.eval_batch_size, rank, world, shuffle=False, device=images.device)
+        return DataLoader(TensorImages(images, labels), batch_size=None, sampler=batches)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_dataloader("validate")

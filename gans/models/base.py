@@ -12,6 +12,7 @@ and FID/KID evaluation on the validation and test sets.
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -87,7 +88,6 @@ class AdversarialModule(L.LightningModule, ABC):
         self._distances: dict[str, FeatureDistances] = {}
         self._collect_real: dict[str, bool] = {}
         self._eval_latents: Tensor | None = None
-        self._d_updates = 0
         self._last_losses: dict[str, Tensor] = {}
 
     # -- the pieces a model states ----------------------------------------------------------
@@ -133,17 +133,23 @@ class AdversarialModule(L.LightningModule, ABC):
         if self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
 
-    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
-        if self.hparams.channels_last and "image" in batch:
-            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
-        return batch
+    def on_train_batch_start(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        # All training randomness (latents, label noise, dropout) follows from (seed, epoch, rank):
+        # ranks draw different noise, and a run resumed from an epoch-end checkpoint continues
+        # exactly as the uninterrupted run would have. Seeded at the first batch, after Lightning
+        # has built the epoch's data iterator (which draws from the global generator).
+        if batch_idx != 0:
+            return
+        base = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        torch.manual_seed((base * 1_000_003 + self.current_epoch * 1_009 + self.global_rank) % 2**63)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         """Goodfellow et al. 2014, Algorithm 1: n_critic discriminator updates, then one generator update."""
+        if self.hparams.channels_last:
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
         opt_g, opt_d = self.optimizers()
         self.adversarial_update(opt_d, self.discriminator, self.discriminator_loss, batch, "d")
-        self._d_updates += 1
-        if self._d_updates % self.hparams.n_critic == 0:
+        if (batch_idx + 1) % self.hparams.n_critic == 0:
             self.adversarial_update(opt_g, self.generator, self.generator_loss, batch, "g")
             if self.ema is not None:
                 self.ema.update_parameters(self.generator)

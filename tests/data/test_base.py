@@ -1,0 +1,222 @@
+"""InMemoryImageDataModule: split, conform, uint8 <-> float, seeded training order, sharded evaluation."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gans.data.base import IndexBatches, InMemoryImageDataModule, TensorImages, to_float, to_uint8
+
+
+class RandomImages(InMemoryImageDataModule):
+    """n random images; label i for image i, so a split can be traced back to the originals."""
+
+    name = "random"
+
+    def __init__(self, n: int = 50, shape=(3, 8, 8), n_test: int | None = None, **kwargs) -> None:
+        kwargs = {"batch_size": 4, "eval_batch_size": 5, "val_size": 10, "on_device": False, **kwargs}
+        super().__init__(**kwargs)
+        self.n, self.shape, self.n_test = n, shape, n_test
+
+    def load(self):
+        generator = torch.Generator().manual_seed(123)
+        images = torch.randint(0, 256, (self.n, *self.shape), generator=generator, dtype=torch.uint8)
+        labels = torch.arange(self.n)
+        if self.n_test is None:
+            return images, labels, None, None
+        test = torch.randint(0, 256, (self.n_test, *self.shape), generator=generator, dtype=torch.uint8)
+        return images, labels, test, torch.arange(self.n_test)
+
+
+def ready(**kwargs) -> RandomImages:
+    dm = RandomImages(**kwargs)
+    dm.setup("fit")
+    return dm
+
+
+def fake_trainer(rank: int, world: int) -> SimpleNamespace:
+    return SimpleNamespace(global_rank=rank, world_size=world)
+
+
+# -- split --------------------------------------------------------------------------------------
+def test_split_deterministic_disjoint_and_independent_of_shuffle_seed():
+    a, b = ready(shuffle_seed=0), ready(shuffle_seed=99)
+    train, val = a.train_labels.tolist(), a.val_labels.tolist()
+    assert len(train) == 40 and len(val) == 10
+    assert not set(train) & set(val) and sorted(train + val) == list(range(50))
+    assert train == sorted(train) and val == sorted(val)  # original order kept within each part
+    assert torch.equal(a.val_labels, b.val_labels) and torch.equal(a.train_labels, b.train_labels)
+    assert torch.equal(a.val_images, b.val_images)
+    loaded = a.load()[0]
+    assert torch.equal(a.val_images, loaded[a.val_labels]) and torch.equal(a.train_images, loaded[a.train_labels])
+    assert not torch.equal(ready(split_seed=1).val_labels, a.val_labels)
+
+
+def test_without_test_split_val_is_test_and_with_one_it_is_kept():
+    dm = ready()
+    assert torch.equal(dm.test_images, dm.val_images) and torch.equal(dm.test_labels, dm.val_labels)
+    dm = ready(n_test=7)
+    assert len(dm.test_images) == 7 and len(dm.val_images) == 10 and len(dm.train_images) == 40
+    assert not torch.equal(dm.test_images[:7], dm.val_images[:7])
+
+
+def test_val_size_must_leave_training_images():
+    with pytest.raises(ValueError, match="val_size=50"):
+        ready(val_size=50)
+    assert len(ready(val_size=0).val_images) == 0
+
+
+def test_setup_twice_keeps_the_data():
+    dm = ready()
+    images = dm.train_images
+    dm.setup("test")
+    assert dm.train_images is images
+
+
+# -- conform ------------------------------------------------------------------------------------
+def test_conform_resizes_to_image_size():
+    dm = ready(shape=(3, 20, 20), image_size=32, n_test=3)
+    assert dm.train_images.shape == (40, 3, 32, 32) and dm.test_images.shape == (3, 3, 32, 32)
+    assert dm.train_images.dtype == torch.uint8 and dm.image_shape == (3, 32, 32)
+    # a constant image stays exactly constant, in both directions
+    flat = torch.full((2, 3, 20, 20), 77, dtype=torch.uint8)
+    assert torch.equal(RandomImages(image_size=32).conform(flat), torch.full((2, 3, 32, 32), 77, dtype=torch.uint8))
+    assert torch.equal(RandomImages(image_size=7).conform(flat), torch.full((2, 3, 7, 7), 77, dtype=torch.uint8))
+    # the mean brightness is kept by the antialiased resize
+    down = RandomImages(image_size=10).conform(dm.load()[0])
+    assert abs(down.float().mean() - dm.load()[0].float().mean()) < 1.0
+
+
+def test_conform_gray_to_rgb():
+    dm = ready(shape=(1, 8, 8), channels=3)
+    assert dm.train_images.shape == (40, 3, 8, 8) and dm.train_images.is_contiguous()
+    original = dm.load()[0][dm.train_labels]
+    for c in range(3):
+        assert torch.equal(dm.train_images[:, c : c + 1], original)
+
+
+def test_conform_rgb_to_gray_matches_pil_luma():
+    dm = ready(shape=(3, 8, 8), channels=1)
+    assert dm.train_images.shape == (40, 1, 8, 8)
+    original = dm.load()[0][dm.train_labels]
+    for image, gray in zip(original[:5], dm.train_images[:5]):
+        pil = np.asarray(Image.fromarray(image.permute(1, 2, 0).numpy()).convert("L")).astype(int)
+        assert np.abs(gray[0].numpy().astype(int) - pil).max() <= 1
+    red = torch.zeros(1, 3, 4, 4, dtype=torch.uint8)
+    red[:, 0] = 255
+    assert RandomImages(channels=1).conform(red).unique().tolist() == [76]
+
+
+def test_conform_rejects_other_channel_counts():
+    with pytest.raises(ValueError, match="channels must be 1 or 3"):
+        ready(channels=2)
+
+
+# -- uint8 <-> float ------------------------------------------------------------------------------
+def test_to_float_to_uint8_round_trip_all_values():
+    values = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    floats = to_float(values)
+    assert floats.dtype == torch.float32 and floats.min() == -1.0 and floats.max() == 1.0
+    assert floats.flatten().diff().gt(0).all()  # strictly increasing: no two values collide
+    assert torch.equal(to_uint8(floats), values)
+    assert torch.equal(values, torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16))  # input untouched
+    assert to_uint8(torch.tensor([-3.0, -1.0, 0.0, 1.0, 3.0])).tolist() == [0, 0, 128, 255, 255]
+    grads = torch.zeros(3, requires_grad=True)
+    assert to_uint8(grads).dtype == torch.uint8
+
+
+# -- training order -------------------------------------------------------------------------------
+def order(dm: InMemoryImageDataModule, epoch: int) -> list[int]:
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    return torch.cat(list(loader.sampler)).tolist()
+
+
+def test_training_order_seeded_per_epoch():
+    a, b = ready(shuffle_seed=5), ready(shuffle_seed=5)
+    assert order(a, 0) == order(b, 0) and order(a, 3) == order(b, 3)
+    assert order(a, 0) != order(a, 1)
+    assert order(a, 0) != order(ready(shuffle_seed=6), 0)
+    assert sorted(order(a, 2)) == list(range(40))  # a permutation of the training images
+
+
+def test_train_loader_batches_follow_the_sampler():
+    dm = ready(n=47, val_size=5)  # 42 training images, batch 4: 10 full batches, 2 dropped
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(4)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 10 == dm.steps_per_epoch()
+    indices = torch.cat([batch["index"] for batch in batches])
+    assert indices.tolist() == torch.cat(list(loader.sampler)).tolist()
+    for batch in batches:
+        assert batch["image"].shape == (4, 3, 8, 8) and batch["image"].dtype == torch.float32
+        assert torch.equal(batch["image"], to_float(dm.train_images[batch["index"]]))
+        assert torch.equal(batch["label"], dm.train_labels[batch["index"]])
+
+
+def test_train_order_sharded_over_ranks():
+    dm = ready(n=51, val_size=10)  # 41 training images: 20 per rank, one dropped
+    shards = []
+    for rank in range(2):
+        dm.trainer = fake_trainer(rank, 2)
+        shards.append(order(dm, 1))
+        assert dm.steps_per_epoch() == 5
+    assert len(shards[0]) == len(shards[1]) == 20 and not set(shards[0]) & set(shards[1])
+
+
+def test_train_loader_needs_one_batch():
+    dm = ready(n=13, val_size=10, batch_size=4)
+    with pytest.raises(ValueError, match="cannot fill one batch"):
+        dm.train_dataloader()
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("world", [1, 2, 3])
+@pytest.mark.parametrize("size", [0, 1, 7, 10, 11])
+def test_eval_batches_cover_each_index_once(size, world):
+    shards = [list(IndexBatches(size, 3, rank, world, shuffle=False)) for rank in range(world)]
+    merged = sorted(i for shard in shards for batch in shard for i in batch.tolist())
+    assert merged == list(range(size))  # no index twice, none padded, none missing
+    assert [len(IndexBatches(size, 3, rank, world, shuffle=False)) for rank in range(world)] == [len(s) for s in shards]
+
+
+def test_eval_loaders_over_two_ranks_see_each_image_once():
+    dm = ready(n=50, val_size=11, n_test=9)
+    seen = {"validate": [], "test": []}
+    for rank in range(2):
+        dm.trainer = fake_trainer(rank, 2)
+        for stage, loader in (("validate", dm.val_dataloader()), ("test", dm.test_dataloader())):
+            for batch in loader:
+                assert torch.equal(batch["image"], to_float(dm.eval_images(stage)[batch["index"]]))
+                seen[stage] += batch["index"].tolist()
+    assert sorted(seen["validate"]) == list(range(11)) and sorted(seen["test"]) == list(range(9))
+
+
+def test_max_eval_samples_caps_eval_images():
+    dm = ready(val_size=10, max_eval_samples=4)
+    assert torch.equal(dm.eval_images("validate"), dm.val_images[:4])
+    assert sum(len(b["image"]) for b in dm.val_dataloader()) == 4
+    assert len(ready(val_size=10, max_eval_samples=100).eval_images("validate")) == 10
+
+
+def test_eval_fingerprint_identifies_the_images():
+    a, b = ready(), ready()
+    assert a.eval_fingerprint("validate") == b.eval_fingerprint("validate")
+    assert a.eval_fingerprint("validate").startswith("random-validate-10-3x8x8-")
+    assert a.eval_fingerprint("validate") != a.eval_fingerprint("test")  # the stage is part of it
+    b.val_images[3, 1, 2, 2] ^= 1  # one pixel, one bit
+    assert a.eval_fingerprint("validate") != b.eval_fingerprint("validate")
+    assert ready(max_eval_samples=5).eval_fingerprint("validate").startswith("random-validate-5-")
+
+
+def test_tensor_images_items_and_length_check():
+    images, labels = torch.arange(2 * 3 * 2 * 2, dtype=torch.uint8).view(2, 3, 2, 2), torch.tensor([4, 5])
+    item = TensorImages(images, labels)[1]
+    assert item["image"].shape == (3, 2, 2) and item["label"] == 5 and item["index"] == 1
+    assert torch.equal(item["image"], to_float(images[1]))
+    with pytest.raises(ValueError, match="2 images but 3 labels"):
+        TensorImages(images, torch.arange(3))

@@ -1,0 +1,160 @@
+"""The CLI end to end, as users type it: `python run.py ...` with `debug=smoke`."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf, open_dict
+
+from gans.config import register_resolvers
+from tests.wandb_records import history
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*overrides: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "run.py", *overrides],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_ok(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def wandb_metrics(run_dir: Path) -> dict[str, float]:
+    (run_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    merged: dict[str, float] = {}
+    for row in history(run_file):
+        merged.update(row)
+    return merged
+
+
+def assert_complete_run(run_dir: Path) -> None:
+    metrics = wandb_metrics(run_dir)
+    assert math.isfinite(metrics["val/fid"]) and metrics["val/fid"] > 0
+    assert metrics["val/fid_samples"] == 32
+    assert math.isfinite(metrics["test/fid"])
+    assert "train/D(x)" in metrics and "train/grad_norm_g" in metrics
+    assert list((run_dir / "samples").glob("step=*.png")) and list((run_dir / "interpolation").glob("*.png"))
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and list((run_dir / "checkpoints").glob("best-*.ckpt"))
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+
+def test_smoke_run_logs_fid_to_wandb_and_writes_samples_and_checkpoints(tmp_path):
+    assert_ok(run("debug=smoke", f"hydra.run.dir={tmp_path}"))
+    assert_complete_run(tmp_path)
+
+
+def test_smoke_run_on_two_cpu_processes(tmp_path):
+    assert_ok(run("debug=smoke", "trainer=ddp_cpu", f"hydra.run.dir={tmp_path}"))
+    assert_complete_run(tmp_path)
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 8  # 4 batches per process, each a D and a G step
+
+
+def test_multirun_sweeps_every_combination(tmp_path):
+    result = run(
+        "--multirun",
+        "debug=smoke",
+        "logger=csv",
+        "test=false",
+        "model.optimizer_g.lr=1e-4,2e-4",
+        "seed=1",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert_ok(result)
+    for job in ("0", "1"):
+        assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
+    lrs = {OmegaConf.load(tmp_path / job / ".hydra" / "config.yaml").model.optimizer_g.lr for job in ("0", "1")}
+    assert lrs == {1e-4, 2e-4}
+
+
+def test_task_function_returns_the_monitored_metric(tmp_path):
+    from gans.train import train
+
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["debug=smoke", "logger=none", "test=false"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+        cfg.hydra.runtime.cwd = str(ROOT)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    value = train(cfg)
+    assert isinstance(value, float) and math.isfinite(value) and value > 0
+    (best,) = (tmp_path / "checkpoints").glob("best-*.ckpt")
+    assert torch.load(best, weights_only=True)["callbacks"]
+
+
+def test_resume_continues_exactly_at_the_saved_step(tmp_path):
+    fast = ["debug=smoke", "logger=none", "test=false", "model.eval_fid=false", "optimized_metric=null"]
+    assert_ok(run(*fast, "trainer.max_epochs=2", f"hydra.run.dir={tmp_path}/straight"))
+    assert_ok(run(*fast, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}/first"))
+    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    assert torch.load(first, weights_only=True)["global_step"] == 8
+    resumed = run(*fast, "trainer.max_epochs=2", f"ckpt_path={first}", f"hydra.run.dir={tmp_path}/resumed")
+    assert_ok(resumed)
+    assert "Restored all states" in resumed.stdout + resumed.stderr
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert a["global_step"] == b["global_step"] == 16
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    (line,) = [line for line in output.splitlines() if "[ERROR]" in line]
+    return line
+
+
+def test_missing_dataset_fails_fast_with_one_line(tmp_path):
+    line = one_line_error(
+        run(
+            "data.system_dir=/nonexistent",
+            f"data.root={tmp_path}",
+            "data.download=false",
+            f"hydra.run.dir={tmp_path}/run",
+        )
+    )
+    assert str(tmp_path) in line and "apt-get install dataset-fashion-mnist" in line
+
+
+def test_bad_image_folder_root_names_the_path(tmp_path):
+    line = one_line_error(run("data=image_folder", f"data.root={tmp_path}/nowhere", f"hydra.run.dir={tmp_path}/run"))
+    assert f"{tmp_path}/nowhere" in line
+
+
+def test_corrupt_image_names_the_file(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(12):
+        Image.new("RGB", (20, 20), (i * 20, 0, 0)).save(folder / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    line = one_line_error(run("data=image_folder", f"data.root={folder}", f"hydra.run.dir={tmp_path}/run"))
+    assert "broken.png" in line
+
+
+def test_unknown_config_choice_lists_the_options():
+    result = run("model=nope")
+    assert result.returncode != 0
+    assert "Could not find 'model/nope'" in result.stderr and "dcgan" in result.stderr
