@@ -1,27 +1,21 @@
-"""Sample grids of the fixed latents and latent interpolations, saved as PNG and sent to the loggers."""
+"""The module's visuals (sample grids of fixed latents, latent interpolations, translations),
+saved as PNG under the run dir and sent to the loggers."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 
-def interpolate(z1: Tensor, z2: Tensor, steps: int) -> Tensor:
-    """Rows of latents z = t z1 + (1 - t) z2 for t from 0 to 1: (len(z1) * steps, dim)."""
-    t = torch.linspace(0.0, 1.0, steps, device=z1.device).view(1, steps, 1)
-    return (t * z1.unsqueeze(1) + (1.0 - t) * z2.unsqueeze(1)).flatten(0, 1)
-
-
 class SampleGrids(L.Callback):
-    """After each evaluation (and at the end of training), draw the module's fixed latents and an
-    interpolation grid, write `samples/step=NNNNNNN.png` and `interpolation/...png` under
-    `dirpath`, and log both images to W&B or TensorBoard.
+    """After each evaluation (and at the end of training), draw the module's `visuals()` (for a GAN:
+    the fixed latents and an interpolation grid), write `<name>/step=NNNNNNN.png` under `dirpath`
+    and log each image to W&B or TensorBoard.
 
     Args:
         dirpath: where PNGs go (the Hydra run dir by default).
@@ -43,16 +37,9 @@ class SampleGrids(L.Callback):
 
     @rank_zero_only
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        z = getattr(pl_module, "fixed_z", None)
-        if z is None:
-            return
-        grids = {"samples": self._grid(pl_module.generate_from(z), self.nrow)}
-        rows = min(self.interpolation_rows, len(z) // 2)
-        if rows and self.interpolation_steps > 1:
-            path = interpolate(z[:rows], z[rows : 2 * rows], self.interpolation_steps)
-            grids["interpolation"] = self._grid(pl_module.generate_from(path), self.interpolation_steps)
-        for name, grid in grids.items():
-            self.save(trainer, name, grid)
+        visuals = pl_module.visuals(self.nrow, self.interpolation_rows, self.interpolation_steps)
+        for name, (images, nrow) in visuals.items():
+            self.save(trainer, name, self._grid(images, nrow))
 
     @staticmethod
     def _grid(images: Tensor, nrow: int) -> Tensor:

@@ -186,6 +186,10 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         images = self.val_images if stage == "validate" else self.test_images
         return images[: self.max_eval_samples] if self.max_eval_samples else images
 
+    def eval_size(self, stage: str) -> int:
+        """How many items an evaluation stage scores (the FID sample count)."""
+        return len(self.eval_images(stage))
+
     def eval_fingerprint(self, stage: str) -> str:
         """Identifies the evaluation images, so cached Inception statistics match the data."""
         images = self.eval_images(stage)

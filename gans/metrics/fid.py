@@ -43,11 +43,20 @@ class FeatureDistances(nn.Module):
         antialias: False (default) is the TF-compatible resize of the published FID tables.
         kid: also compute KID (stores every feature, unlike FID's running sums).
         kid_subset_size: KID subset size; capped by the number of samples at compute time.
+        inception: share the network (87 MB) of another instance instead of loading a copy.
     """
 
-    def __init__(self, antialias: bool = False, kid: bool = False, kid_subset_size: int = 1000) -> None:
+    def __init__(
+        self,
+        antialias: bool = False,
+        kid: bool = False,
+        kid_subset_size: int = 1000,
+        inception: InceptionFeatures | None = None,
+    ) -> None:
         super().__init__()
-        self.inception = InceptionFeatures(antialias=antialias)
+        if inception is not None and inception.antialias != antialias:
+            raise ValueError("a shared Inception network must use the same resize protocol")
+        self.inception = inception or InceptionFeatures(antialias=antialias)
         features = _Features(self.inception)
         self.fid = FrechetInceptionDistance(feature=features, reset_real_features=False)
         self.kid = (

@@ -84,8 +84,8 @@ class AdversarialModule(L.LightningModule, ABC):
         if self.latent_dim:
             seeded = torch.Generator().manual_seed(sample_seed)
             self.register_buffer("fixed_z", torch.randn(num_fixed_samples, self.latent_dim, generator=seeded))
-        # A plain dict, not submodules: the 87 MB Inception weights stay out of every checkpoint.
-        self._distances: dict[str, FeatureDistances] = {}
+        # Plain dicts, not submodules: the 87 MB Inception weights stay out of every checkpoint.
+        self._distances: dict[str, dict[str, FeatureDistances]] = {}  # stage -> stream -> FID/KID
         self._collect_real: dict[str, bool] = {}
         self._eval_latents: Tensor | None = None
         self._last_losses: dict[str, Tensor] = {}
@@ -123,6 +123,18 @@ class AdversarialModule(L.LightningModule, ABC):
         """n new images in [-1, 1]."""
         return self.generate_from(self.sample_latent(n))
 
+    def visuals(self, nrow: int, interpolation_rows: int, interpolation_steps: int) -> dict[str, tuple[Tensor, int]]:
+        """Named image batches for the sample-grid callback, with their images per row: the fixed
+        latents, and rows of z = t z1 + (1 - t) z2 between pairs of them."""
+        z = self.fixed_z
+        grids = {"samples": (self.generate_from(z), nrow)}
+        rows = min(interpolation_rows, len(z) // 2)
+        if rows and interpolation_steps > 1:
+            t = torch.linspace(0.0, 1.0, interpolation_steps, device=z.device).view(1, -1, 1)
+            path = (t * z[:rows].unsqueeze(1) + (1.0 - t) * z[rows : 2 * rows].unsqueeze(1)).flatten(0, 1)
+            grids["interpolation"] = (self.generate_from(path), interpolation_steps)
+        return grids
+
     # -- training -----------------------------------------------------------------------------
     def configure_optimizers(self):
         optimizers = [self.optimizer_g(self.generator.parameters()), self.optimizer_d(self.discriminator.parameters())]
@@ -140,7 +152,7 @@ class AdversarialModule(L.LightningModule, ABC):
         # has built the epoch's data iterator (which draws from the global generator).
         if batch_idx != 0:
             return
-        base = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        base = int(os.environ.get("PL_GLOBAL_SEED", "0"))
         torch.manual_seed((base * 1_000_003 + self.current_epoch * 1_009 + self.global_rank) % 2**63)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -196,13 +208,17 @@ class AdversarialModule(L.LightningModule, ABC):
         return schedulers if isinstance(schedulers, list) or schedulers is None else [schedulers]
 
     # -- evaluation: FID/KID against the data module's validation or test images ----------------
-    def evaluation_reals(self, batch: dict[str, Tensor]) -> Tensor:
-        return batch["image"]
+    def evaluation_pairs(self, batch: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+        """{stream: (real images, generated images)} for an evaluation batch; each stream gets its
+        own FID (`fid` for the stream "", `fid_<name>` otherwise, and `fid` as their mean).
 
-    def evaluation_fakes(self, batch: dict[str, Tensor]) -> Tensor:
-        """Generated images matched to an evaluation batch: latent i is fixed for evaluation image i,
-        so every process and every run scores the same latents."""
-        return self.generate_from(self._eval_latents[batch["index"]])
+        Here, for unconditional models: latent i is fixed for evaluation image i, so every process
+        and every run scores the same latents. Image-to-image models return one stream per direction.
+        """
+        return {"": (batch["image"], self.generate_from(self._eval_latents[batch["index"]]))}
+
+    def evaluate_batch_extra(self, batch: dict[str, Tensor], prefix: str) -> None:
+        """Further metrics of an evaluation batch (e.g. PSNR against a ground truth); none here."""
 
     def on_validation_epoch_start(self) -> None:
         self._start_evaluation("validate")
@@ -211,10 +227,10 @@ class AdversarialModule(L.LightningModule, ABC):
         self._start_evaluation("test")
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate_batch(batch, "validate")
+        self._evaluate_batch(batch, "validate", "val")
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate_batch(batch, "test")
+        self._evaluate_batch(batch, "test", "test")
 
     def on_validation_epoch_end(self) -> None:
         self._finish_evaluation("validate", "val")
@@ -229,55 +245,72 @@ class AdversarialModule(L.LightningModule, ABC):
         if self._last_losses:
             self._check_finite()
         self._broadcast_buffers()
-        if not self._evaluating():
-            return
-        datamodule = self.trainer.datamodule
         if self.latent_dim:
-            n = len(datamodule.eval_images(stage))
+            n = self.trainer.datamodule.eval_size(stage)
             if self._eval_latents is None or len(self._eval_latents) != n:
                 seeded = torch.Generator().manual_seed(self.hparams.sample_seed + 1)
                 self._eval_latents = torch.randn(n, self.latent_dim, generator=seeded)
             self._eval_latents = self._eval_latents.to(self.device)
-        distances = self._distances.get(stage)
-        if distances is None:
-            distances = self._distances[stage] = FeatureDistances(
-                self.hparams.fid_antialias, self.hparams.eval_kid, self.hparams.kid_subset_size
-            )
-            self._collect_real[stage] = not distances.load_real(datamodule.eval_fingerprint(stage), self.global_rank)
-        distances.to(self.device)
+        for distances in self._distances.get(stage, {}).values():
+            distances.to(self.device)
 
-    def _evaluate_batch(self, batch: dict[str, Tensor], stage: str) -> None:
+    def _stream_distances(self, stage: str, stream: str) -> FeatureDistances:
+        """The FID/KID state of one stream, created on first use with cached real features if any."""
+        streams = self._distances.setdefault(stage, {})
+        if stream not in streams:
+            inception = next((d.inception for s in self._distances.values() for d in s.values()), None)
+            distances = FeatureDistances(
+                self.hparams.fid_antialias, self.hparams.eval_kid, self.hparams.kid_subset_size, inception
+            ).to(self.device)
+            key = self._reference_key(stage, stream)
+            self._collect_real[key] = not distances.load_real(key, self.global_rank)
+            streams[stream] = distances
+        return streams[stream]
+
+    def _reference_key(self, stage: str, stream: str) -> str:
+        fingerprint = self.trainer.datamodule.eval_fingerprint(stage)
+        return f"{fingerprint}-{stream}" if stream else fingerprint
+
+    def _evaluate_batch(self, batch: dict[str, Tensor], stage: str, prefix: str) -> None:
         if not self._evaluating():
             return
-        distances = self._distances[stage]
-        if self._collect_real[stage]:
-            distances.update(to_uint8(self.evaluation_reals(batch)), real=True)
-        distances.update(to_uint8(self.evaluation_fakes(batch)), real=False)
+        for stream, (reals, fakes) in self.evaluation_pairs(batch).items():
+            distances = self._stream_distances(stage, stream)
+            if self._collect_real[self._reference_key(stage, stream)]:
+                distances.update(to_uint8(reals), real=True)
+            distances.update(to_uint8(fakes), real=False)
+        self.evaluate_batch_extra(batch, prefix)
 
     def _finish_evaluation(self, stage: str, prefix: str) -> None:
         if not self._evaluating():
             return
-        distances = self._distances[stage]
-        datamodule = self.trainer.datamodule
-        if self._collect_real[stage]:
-            # Cache only a complete reference set (limit_val_batches may have cut it short).
-            if distances.synced_counts()[0] == len(datamodule.eval_images(stage)):
-                distances.save_real(datamodule.eval_fingerprint(stage))
-                self._collect_real[stage] = False
-            else:
-                distances.discard_collected_real()
-        n_real, n_fake = distances.synced_counts()
-        scores = distances.compute()
-        distances.reset()
-        if self._collect_real[stage]:  # an incomplete reference set is not reused either
-            del self._distances[stage]
-        self.log_dict({f"{prefix}/{k}": v for k, v in scores.items()}, sync_dist=True)
-        self.log(f"{prefix}/fid_samples", float(n_fake), sync_dist=True)
-        if self.global_rank == 0:
-            log.info(
-                f"{prefix}/fid = {float(scores['fid']):.3f} ({n_fake} generated vs {n_real} real {stage} images, "
-                f"Inception 2015-12-05, {distances.protocol} resize) at step {self.global_step}"
-            )
+        expected = self.trainer.datamodule.eval_size(stage)
+        fids = []
+        for stream, distances in list(self._distances.get(stage, {}).items()):
+            key = self._reference_key(stage, stream)
+            n_real, n_fake = distances.synced_counts()
+            if self._collect_real[key]:
+                # Cache only a complete reference set (limit_val_batches may have cut it short).
+                if n_real == expected:
+                    distances.save_real(key)
+                    self._collect_real[key] = False
+                else:
+                    distances.discard_collected_real()
+                    del self._distances[stage][stream]  # an incomplete reference set is not reused
+            scores = distances.compute()
+            distances.reset()
+            suffix = f"_{stream}" if stream else ""
+            self.log_dict({f"{prefix}/{k}{suffix}": v for k, v in scores.items()}, sync_dist=True)
+            fids.append(scores["fid"])
+            if self.global_rank == 0:
+                log.info(
+                    f"{prefix}/fid{suffix} = {float(scores['fid']):.3f} ({n_fake} generated vs {n_real} real "
+                    f"{stage} images, Inception 2015-12-05, {distances.protocol} resize) at step {self.global_step}"
+                )
+        if len(fids) > 1:
+            self.log(f"{prefix}/fid", torch.stack(fids).mean(), sync_dist=True)
+        if fids:
+            self.log(f"{prefix}/fid_samples", float(n_fake), sync_dist=True)
 
     def _broadcast_buffers(self) -> None:
         # DDP keeps batch-norm running statistics per process; give every process rank 0's, so
