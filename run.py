@@ -30,9 +30,14 @@ def first_user_error(err: BaseException) -> BaseException | None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from gans.train import train
+    from gans.translate import translate
 
+    tasks = {"train": train, "translate": translate}
+    if cfg.task not in tasks:
+        log.error(f"task={cfg.task} is unknown: use one of {', '.join(tasks)}")
+        sys.exit(1)
     try:
-        return train(cfg)
+        return tasks[cfg.task](cfg)
     except (GansError, InstantiationException, MissingMandatoryValue) as err:
         cause = first_user_error(err)
         if isinstance(err, MissingMandatoryValue):

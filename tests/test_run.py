@@ -8,12 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
+from PIL import Image
 
 from gans.config import register_resolvers
+from gans.sample import main as sample_main
 from tests.wandb_records import history
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +62,12 @@ def assert_complete_run(run_dir: Path) -> None:
 def test_smoke_run_logs_fid_to_wandb_and_writes_samples_and_checkpoints(tmp_path):
     assert_ok(run("debug=smoke", f"hydra.run.dir={tmp_path}"))
     assert_complete_run(tmp_path)
+    # The checkpoint draws new images through `python -m gans.sample`, in the layout gans.fid reads.
+    out = tmp_path / "drawn.npz"
+    assert sample_main([str(tmp_path / "checkpoints" / "last.ckpt"), "20", str(out)]) == 0
+    images = np.load(out)["images"]
+    assert images.shape == (20, 28, 28, 1) and images.dtype == np.uint8 and images.std() > 0
+    assert sample_main([str(tmp_path / "missing.ckpt"), "20", str(out)]) == 1
 
 
 def test_smoke_run_on_two_cpu_processes(tmp_path):
@@ -143,8 +153,6 @@ def test_bad_image_folder_root_names_the_path(tmp_path):
 
 
 def test_corrupt_image_names_the_file(tmp_path):
-    from PIL import Image
-
     folder = tmp_path / "images"
     folder.mkdir()
     for i in range(12):
@@ -158,3 +166,66 @@ def test_unknown_config_choice_lists_the_options():
     result = run("model=nope")
     assert result.returncode != 0
     assert "Could not find 'model/nope'" in result.stderr and "dcgan" in result.stderr
+
+
+# -- image-to-image ---------------------------------------------------------------------------------
+def horse2zebra_layout(root: Path, per_split: int = 5) -> Path:
+    """A folder in the CycleGAN authors' layout: odd sizes, JPEG and PNG, RGB, gray and RGBA."""
+    rng = np.random.default_rng(0)
+    for split in ("trainA", "trainB", "testA", "testB"):
+        (root / split).mkdir(parents=True)
+        for i in range(per_split):
+            w, h = (int(v) for v in rng.integers(40, 90, 2))
+            mode = ("RGB", "L", "RGBA")[i % 3]
+            channels = {"RGB": 3, "L": 1, "RGBA": 4}[mode]
+            pixels = rng.integers(0, 255, (h, w, channels), dtype=np.uint8).squeeze()
+            Image.fromarray(pixels, mode).save(root / split / f"{i}.{'jpg' if mode == 'RGB' else 'png'}")
+    return root
+
+
+def test_cyclegan_trains_on_a_horse2zebra_folder_and_translates_its_test_set(tmp_path):
+    data = horse2zebra_layout(tmp_path / "horse2zebra")
+    small = [f"data.root={data}", "data.image_size=64", "data.load_size=72"]
+    assert_ok(run("model=cyclegan", "data=horse2zebra", *small, "debug=smoke", f"hydra.run.dir={tmp_path}/run"))
+    metrics = wandb_metrics(tmp_path / "run")
+    assert math.isfinite(metrics["val/fid_A2B"]) and math.isfinite(metrics["val/fid_B2A"])
+    assert metrics["val/fid"] == pytest.approx((metrics["val/fid_A2B"] + metrics["val/fid_B2A"]) / 2, rel=1e-5)
+    assert list((tmp_path / "run" / "A2B").glob("step=*.png")) and list((tmp_path / "run" / "B2A").glob("step=*.png"))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    translated = run(
+        "task=translate",
+        "model=cyclegan",
+        "data=horse2zebra",
+        *small,
+        f"ckpt_path={ckpt}",
+        f"hydra.run.dir={tmp_path}/tr",
+    )
+    assert_ok(translated)
+    for direction in ("A2B", "B2A"):
+        files = sorted((tmp_path / "tr" / "translations" / direction).glob("*.png"))
+        assert len(files) == 5
+        assert np.asarray(Image.open(files[0])).shape == (64, 64, 3)
+
+
+def test_pix2pix_trains_on_the_offline_default_and_logs_paired_metrics(tmp_path):
+    assert_ok(run("model=pix2pix", "debug=smoke", "test=false", f"hydra.run.dir={tmp_path}"))
+    metrics = wandb_metrics(tmp_path)
+    for key in ("val/fid", "val/l1", "val/psnr", "val/ssim"):
+        assert math.isfinite(metrics[key]), key
+    assert metrics["val/fid_samples"] == 32
+    assert list((tmp_path / "A2B").glob("step=*.png"))
+
+
+def test_cyclegan_offline_default_logs_the_error_against_ground_truth(tmp_path):
+    assert_ok(run("model=cyclegan", "debug=smoke", "test=false", "logger=csv", f"hydra.run.dir={tmp_path}"))
+    (metrics_csv,) = tmp_path.glob("csv/*/metrics.csv")
+    header = metrics_csv.read_text().splitlines()[0]
+    assert "val/l1_A2B" in header and "val/l1_B2A" in header and "val/fid_A2B" in header
+
+
+def test_missing_horse2zebra_without_network_fails_fast_with_one_line(tmp_path):
+    root = tmp_path / "horse2zebra"
+    line = one_line_error(
+        run("model=cyclegan", "data=horse2zebra", f"data.root={root}", f"hydra.run.dir={tmp_path}/run")
+    )
+    assert str(root) in line and "horse2zebra.zip" in line

@@ -157,14 +157,19 @@ class AdversarialModule(L.LightningModule, ABC):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         """Goodfellow et al. 2014, Algorithm 1: n_critic discriminator updates, then one generator update."""
-        if self.hparams.channels_last:
-            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        batch = self.prepare_batch(batch)
         opt_g, opt_d = self.optimizers()
         self.adversarial_update(opt_d, self.discriminator, self.discriminator_loss, batch, "d")
         if (batch_idx + 1) % self.hparams.n_critic == 0:
             self.adversarial_update(opt_g, self.generator, self.generator_loss, batch, "g")
             if self.ema is not None:
                 self.ema.update_parameters(self.generator)
+
+    def prepare_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The training batch, its images NHWC if `channels_last`."""
+        if not self.hparams.channels_last:
+            return batch
+        return {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
 
     def adversarial_update(self, optimizer, network: nn.Module, loss_fn: LossFn, batch, name: str) -> Tensor:
         """One optimizer step on `loss_fn(batch)`, with only `optimizer`'s parameters requiring grad."""
@@ -272,14 +277,15 @@ class AdversarialModule(L.LightningModule, ABC):
         return f"{fingerprint}-{stream}" if stream else fingerprint
 
     def _evaluate_batch(self, batch: dict[str, Tensor], stage: str, prefix: str) -> None:
-        if not self._evaluating():
+        if self.trainer.sanity_checking:
             return
-        for stream, (reals, fakes) in self.evaluation_pairs(batch).items():
-            distances = self._stream_distances(stage, stream)
-            if self._collect_real[self._reference_key(stage, stream)]:
-                distances.update(to_uint8(reals), real=True)
-            distances.update(to_uint8(fakes), real=False)
-        self.evaluate_batch_extra(batch, prefix)
+        if self.hparams.eval_fid:
+            for stream, (reals, fakes) in self.evaluation_pairs(batch).items():
+                distances = self._stream_distances(stage, stream)
+                if self._collect_real[self._reference_key(stage, stream)]:
+                    distances.update(to_uint8(reals), real=True)
+                distances.update(to_uint8(fakes), real=False)
+        self.evaluate_batch_extra(batch, prefix)  # cheap metrics run with or without FID
 
     def _finish_evaluation(self, stage: str, prefix: str) -> None:
         if not self._evaluating():

@@ -1,0 +1,62 @@
+"""The translation task: `python run.py task=translate model=cyclegan ckpt_path=... data.root=...`.
+
+Rebuilds the model and data from the config, loads the checkpoint's weights (with
+`torch.load(weights_only=True)` unless `ckpt_weights_only=false`), translates every evaluation
+item of the test split and writes PNGs to `<run dir>/translations/<direction>/<index>.png`:
+both directions (A2B, B2A) for CycleGAN, A2B for Pix2pix.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from PIL import Image
+
+from gans.data.base import to_uint8
+from gans.errors import GansError
+
+log = logging.getLogger(__name__)
+
+
+def load_weights(model: torch.nn.Module, ckpt_path: str | None, weights_only: bool) -> None:
+    if not ckpt_path:
+        raise GansError("task=translate needs a trained model: add ckpt_path=RUN_DIR/checkpoints/last.ckpt")
+    if not Path(ckpt_path).is_file():
+        raise GansError(f"ckpt_path={ckpt_path} does not exist: pass a .ckpt written by run.py")
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=weights_only)
+    model.load_state_dict(state["state_dict"])
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    array = image.permute(1, 2, 0).numpy()
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+
+
+def translate(cfg: DictConfig) -> int:
+    """Write the translations of the test split; returns how many images were written."""
+    model = instantiate(cfg.model)
+    if getattr(model, "latent_dim", None):
+        raise GansError(f"task=translate needs an image-to-image model (cyclegan, pix2pix), not {type(model).__name__}")
+    load_weights(model, cfg.get("ckpt_path"), cfg.ckpt_weights_only)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+    datamodule = instantiate(cfg.data, max_eval_samples=None, on_device=False)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    out = Path(cfg.paths.output_dir) / "translations"
+    written = 0
+    with torch.no_grad():
+        for batch in datamodule.test_dataloader():
+            batch = {k: v.to(device) for k, v in batch.items()}
+            for stream, (_, fakes) in model.evaluation_pairs(batch).items():
+                folder = out / (stream or "A2B")
+                folder.mkdir(parents=True, exist_ok=True)
+                for index, image in zip(batch["index"].tolist(), to_uint8(fakes).cpu()):
+                    save_png(image, folder / f"{index:06d}.png")
+                    written += 1
+    log.info(f"wrote {written} translated test images to {out}")
+    return written
