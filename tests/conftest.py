@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,3 +88,15 @@ def fid_reference(fid_image_sets):
     metric.update(real, real=True)
     metric.update(fake, real=False)
     return metric, {name: float(value) for name, value in metric.compute().items()}
+
+
+def compose_config(*overrides: str):
+    """The config `python run.py <overrides>` composes (resolvers registered, Hydra not run)."""
+    from hydra import compose, initialize_config_dir
+
+    from gans.config import register_resolvers
+
+    register_resolvers()
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        return compose("config", overrides=list(overrides))

@@ -158,7 +158,9 @@ def test_corrupt_image_names_the_file(tmp_path):
     for i in range(12):
         Image.new("RGB", (20, 20), (i * 20, 0, 0)).save(folder / f"{i}.png")
     (folder / "broken.png").write_bytes(b"not a png")
-    line = one_line_error(run("data=image_folder", f"data.root={folder}", f"hydra.run.dir={tmp_path}/run"))
+    line = one_line_error(
+        run("data=image_folder", f"data.root={folder}", "data.batch_size=4", f"hydra.run.dir={tmp_path}/run")
+    )
     assert "broken.png" in line
 
 

@@ -83,8 +83,11 @@ class IndexBatches(Sampler[Tensor]):
         return order[self.rank : per_rank * self.world_size : self.world_size]
 
     def __iter__(self) -> Iterator[Tensor]:
+        # A generator: the order is drawn at the first batch, not when Lightning builds the
+        # iterator (which, resuming a run, it does before the epoch counter is restored).
         order = self._shard().to(self.device)
-        return iter(order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(len(self)))
+        for i in range(len(self)):
+            yield order[i * self.batch_size : (i + 1) * self.batch_size]
 
     def __len__(self) -> int:
         if self.shuffle:  # full batches only: batch norm and the step count stay even

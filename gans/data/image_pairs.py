@@ -177,8 +177,9 @@ class JitterBatches(IndexBatches):
         return rows[:, self.rank : per_rank * self.world_size : self.world_size]
 
     def __iter__(self) -> Iterator[Tensor]:
-        rows = self._shard().to(self.device)
-        return iter(rows[:, i * self.batch_size : (i + 1) * self.batch_size] for i in range(len(self)))
+        rows = self._shard().to(self.device)  # drawn at the first batch, as in IndexBatches
+        for i in range(len(self)):
+            yield rows[:, i * self.batch_size : (i + 1) * self.batch_size]
 
 
 def crop_flip(images: Tensor, top: Tensor, left: Tensor, flip: Tensor, size: int) -> Tensor:

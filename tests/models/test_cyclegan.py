@@ -15,12 +15,12 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from gans.config import register_resolvers
 from gans.models.cyclegan import CycleGAN
 from gans.models.image_pool import ImagePool
 from gans.models.schedules import LinearDecay, linear_decay
 from gans.nets.patchgan import PatchDiscriminator
 from gans.nets.resnet import ResnetGenerator
+from tests.conftest import compose_config
 from tests.models.test_base import make_trainer
 
 CONF = Path(__file__).parents[2] / "conf"
@@ -285,10 +285,9 @@ def test_evaluation_pairs_are_one_fid_stream_per_direction():
 
 # -- the YAML config ----------------------------------------------------------------------------
 def compose(model: str, image_size: int = 32, channels: int = 1):
-    register_resolvers()
-    root = OmegaConf.create({"data": {"image_size": image_size, "channels": channels}, "trainer": {"max_epochs": 6}})
-    root.model = OmegaConf.load(CONF / "model" / f"{model}.yaml")
-    return root.model
+    """The model config as `python run.py model=<model>` composes it, for a given image shape."""
+    overrides = [f"model={model}", f"data.image_size={image_size}", f"data.channels={channels}", "trainer.max_epochs=6"]
+    return compose_config(*overrides).model
 
 
 def test_config_builds_the_paper_s_model():
