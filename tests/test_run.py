@@ -23,7 +23,7 @@ from tests.wandb_records import history
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*overrides: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run(*overrides: str, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
     return subprocess.run(
         [sys.executable, "run.py", *overrides],
