@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -213,20 +214,30 @@ class ImageFolderDataModule(InMemoryImageDataModule):
     def load(self) -> tuple[Tensor, Tensor, None, None]:
         if self.files is None:
             self.scan()
-        files, size, channels = self.files, self.image_size, self.channels
-        images = np.empty((len(files), channels, size, size), dtype=np.uint8)  # filled in place
+        size, channels = self.image_size, self.channels
+        (images,) = read_images(
+            self.files, lambda path: (load_image(path, size, channels, self.resize),), [(channels, size, size)]
+        )
+        return images, torch.tensor(self.file_labels, dtype=torch.int64), None, None
 
-        def read(i: int) -> str | None:
-            try:
-                images[i] = load_image(files[i], size, channels, self.resize).transpose(2, 0, 1)
-            except Exception as err:  # noqa: BLE001 - a corrupt file can fail anywhere in a PIL plugin
-                return f"{type(err).__name__}: {err}".replace("\n", " ")
-            return None
 
-        with ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) + 4)) as pool:
-            errors = list(pool.map(read, range(len(files))))  # PIL decodes and resizes without the GIL
-        bad = [(path, err) for path, err in zip(files, errors) if err is not None]
-        if bad:
-            others = f"; {len(bad) - 1} more images are unreadable too" if len(bad) > 1 else ""
-            raise DataError(f"cannot read image {bad[0][0]} ({bad[0][1]}){others}: delete or replace it")
-        return torch.from_numpy(images), torch.tensor(self.file_labels, dtype=torch.int64), None, None
+def read_images(files: list[Path], read: Callable[[Path], tuple[np.ndarray, ...]], shapes: list[tuple]) -> list[Tensor]:
+    """Decode `files` in threads: `read(path)` gives HWC arrays, stored as uint8 (N, *shape) tensors.
+    An unreadable file raises one DataError naming it (and how many more fail)."""
+    outputs = [np.empty((len(files), *shape), dtype=np.uint8) for shape in shapes]
+
+    def one(i: int) -> str | None:
+        try:
+            for output, array in zip(outputs, read(files[i])):
+                output[i] = array.transpose(2, 0, 1)
+        except Exception as err:  # noqa: BLE001 - a corrupt file can fail anywhere in a PIL plugin
+            return f"{type(err).__name__}: {err}".replace("\n", " ")
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) + 4)) as pool:
+        errors = list(pool.map(one, range(len(files))))  # PIL decodes and resizes without the GIL
+    bad = [(path, err) for path, err in zip(files, errors) if err is not None]
+    if bad:
+        others = f"; {len(bad) - 1} more images are unreadable too" if len(bad) > 1 else ""
+        raise DataError(f"cannot read image {bad[0][0]} ({bad[0][1]}){others}: delete or replace it")
+    return [torch.from_numpy(output) for output in outputs]

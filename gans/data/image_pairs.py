@@ -42,8 +42,7 @@ import tempfile
 import urllib.request
 import zipfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -56,7 +55,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from gans.data import fashion_mnist
 from gans.data.base import IndexBatches, to_float
-from gans.data.image_folder import find_images, load_image, to_mode
+from gans.data.image_folder import find_images, load_image, read_images, to_mode
 from gans.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -352,28 +351,6 @@ class ImagePairsDataModule(L.LightningDataModule, ABC):
 
 
 # -- folders on disk, optionally downloaded -------------------------------------------------------
-def read_images(files: list[Path], read: Callable[[Path], tuple[np.ndarray, ...]], shapes: list[tuple]) -> list[Tensor]:
-    """Decode `files` in threads: `read(path)` gives HWC arrays, stored as uint8 (N, *shape) tensors.
-    An unreadable file raises one DataError naming it (and how many more fail)."""
-    outputs = [np.empty((len(files), *shape), dtype=np.uint8) for shape in shapes]
-
-    def one(i: int) -> str | None:
-        try:
-            for output, array in zip(outputs, read(files[i])):
-                output[i] = array.transpose(2, 0, 1)
-        except Exception as err:  # noqa: BLE001 - a corrupt file can fail anywhere in a PIL plugin
-            return f"{type(err).__name__}: {err}".replace("\n", " ")
-        return None
-
-    with ThreadPoolExecutor(max_workers=min(32, (os.cpu_count() or 1) + 4)) as pool:
-        errors = list(pool.map(one, range(len(files))))  # PIL decodes and resizes without the GIL
-    bad = [(path, err) for path, err in zip(files, errors) if err is not None]
-    if bad:
-        others = f"; {len(bad) - 1} more images are unreadable too" if len(bad) > 1 else ""
-        raise DataError(f"cannot read image {bad[0][0]} ({bad[0][1]}){others}: delete or replace it")
-    return [torch.from_numpy(output) for output in outputs]
-
-
 class FolderPairsDataModule(ImagePairsDataModule):
     """A data set in a folder `root` with split subfolders; a known `name` is downloaded when absent."""
 
