@@ -5,6 +5,7 @@ Hydra composes conf/config.yaml with the chosen groups; see README.md for the op
 
 import logging
 import sys
+import warnings
 
 import hydra
 from hydra.errors import InstantiationException
@@ -16,6 +17,34 @@ from gans.errors import GansError
 
 register_resolvers()
 log = logging.getLogger("run")
+# Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates, once per run: noise to users.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def _drop_litlogger_tip(record: logging.LogRecord) -> bool:
+    """A logging filter: False (drop the record) for Lightning's tip to install litlogger."""
+    message = str(record.msg)
+    return not ("Tip" in message and "litlogger" in message)
+
+
+def route_lightning_logs_through_hydra() -> None:
+    """One console line per log record, no advertisement.
+
+    Hydra's job logging prints every record once (console) and files it (run.log). Importing
+    `lightning` adds a console handler of its own to the `lightning` logger (and, when nothing has
+    configured logging yet, to `lightning.pytorch` and `lightning.fabric`, which then stop
+    propagating), so each Lightning line would show twice. Lightning's documented way to tune its
+    console output is the standard `logging` configuration: drop those handlers, propagate to
+    Hydra's, and filter the "litlogger" tip that Lightning >= 2.6.1 logs on every `Trainer`.
+    """
+    import lightning  # noqa: F401  (its import adds the handlers removed here)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_drop_litlogger_tip)
 
 
 def first_user_error(err: BaseException) -> BaseException | None:
@@ -32,6 +61,7 @@ def main(cfg: DictConfig) -> float | None:
     from gans.train import train
     from gans.translate import translate
 
+    route_lightning_logs_through_hydra()
     tasks = {"train": train, "translate": translate}
     if cfg.task not in tasks:
         log.error(f"task={cfg.task} is unknown: use one of {', '.join(tasks)}")
@@ -44,7 +74,11 @@ def main(cfg: DictConfig) -> float | None:
             message = f"{err.full_key} has no value: add {err.full_key}=... to the command line"
         else:
             message = str(cause) if cause is not None else str(err).splitlines()[0]
-        log.error(message)  # one line on the console and in the run's log file
+        # One line on the console and in the run's log file. Under DDP every process raises the
+        # same collective error (e.g. a NaN on any process); the first process reports it.
+        from lightning.pytorch.utilities import rank_zero_only
+
+        (log.error if rank_zero_only.rank == 0 else log.debug)(message)
         sys.exit(1)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import netrc
 import os
 import socket
+import sys
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
@@ -38,7 +40,43 @@ def wandb_offline() -> bool:
         return True
 
 
+def is_multirun(mode) -> bool:
+    # `${hydra:mode}` is Hydra's RunMode enum (None when a config is composed outside a run).
+    return getattr(mode, "name", str(mode)) == "MULTIRUN"
+
+
+def sweep_group(mode, sweep_dir) -> str | None:
+    """`${sweep_group:${hydra:mode},${hydra:sweep.dir}}`: the W&B group of a `--multirun` job, the
+    name of its sweep dir (e.g. `2025-01-31_12-00-00`), so one sweep's runs are one group; None
+    (no group) for a single run."""
+    return Path(str(sweep_dir)).name if is_multirun(mode) else None
+
+
+def sweep_run_name(base: str, mode, task_overrides) -> str:
+    """`${sweep_run_name:NAME,${hydra:mode},${hydra:overrides.task}}`: NAME for a single run; in a
+    sweep, NAME and the overrides this job's sweeper chose, e.g.
+    `dcgan-fashion_mnist:model.optimizer_g.lr=0.0001,seed=2`, so the runs of a group tell apart.
+
+    The chosen overrides are those of the job that are not on the command line verbatim (there they
+    read `lr=1e-4,2e-4`); overrides shared by every job are left out, the group already says them.
+    Where the job runs in another process than the command (e.g. a SLURM launcher), every override
+    of the job is shown.
+    """
+    if not is_multirun(mode):
+        return base
+    given = set(sys.argv[1:])
+    overrides = [str(o) for o in (task_overrides or [])]
+    chosen = [o for o in overrides if o not in given] or overrides
+    return f"{base}:{','.join(chosen)}" if chosen else base
+
+
 def register_resolvers() -> None:
-    for name, fn in (("on_gpu", on_gpu), ("wandb_offline", wandb_offline)):
+    resolvers = {
+        "on_gpu": on_gpu,
+        "wandb_offline": wandb_offline,
+        "sweep_group": sweep_group,
+        "sweep_run_name": sweep_run_name,
+    }
+    for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -1,9 +1,10 @@
 """The translation task: `python run.py task=translate model=cyclegan ckpt_path=... data.root=...`.
 
 Rebuilds the model and data from the config, loads the checkpoint's weights (with
-`torch.load(weights_only=True)` unless `ckpt_weights_only=false`), translates every evaluation
-item of the test split and writes PNGs to `<run dir>/translations/<direction>/<index>.png`:
-both directions (A2B, B2A) for CycleGAN, A2B for Pix2pix.
+`torch.load(weights_only=True)` unless `ckpt_weights_only=false`), translates every image of the
+test split and writes PNGs to `<run dir>/translations/<direction>/<index>.png`, index = the input
+image's place in its test folder (sorted file order): both directions for CycleGAN, each over its
+whole input domain (horse2zebra: 120 A2B from testA, 140 B2A from testB), A2B for Pix2pix.
 """
 
 from __future__ import annotations
@@ -53,9 +54,14 @@ def translate(cfg: DictConfig) -> int:
         for batch in datamodule.test_dataloader():
             batch = {k: v.to(device) for k, v in batch.items()}
             for stream, (_, fakes) in model.evaluation_pairs(batch).items():
-                folder = out / (stream or "A2B")
+                direction = stream or "A2B"
+                # The translations of the input domain's images that exist in this batch (unequal
+                # test sets: items past the smaller set's end have no image of it), in item order.
+                present = batch.get(f"has_{direction.split('2')[0]}")
+                indices = batch["index"] if present is None else batch["index"][present]
+                folder = out / direction
                 folder.mkdir(parents=True, exist_ok=True)
-                for index, image in zip(batch["index"].tolist(), to_uint8(fakes).cpu()):
+                for index, image in zip(indices.tolist(), to_uint8(fakes).cpu(), strict=True):
                     save_png(image, folder / f"{index:06d}.png")
                     written += 1
     log.info(f"wrote {written} translated test images to {out}")

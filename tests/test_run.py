@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from PIL import Image
 
 from gans.config import register_resolvers
 from gans.sample import main as sample_main
-from tests.wandb_records import history
+from tests.wandb_records import history, run_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,12 +41,30 @@ def assert_ok(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-def wandb_metrics(run_dir: Path) -> dict[str, float]:
+def wandb_run_file(run_dir: Path) -> Path:
     (run_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    return run_file
+
+
+def wandb_metrics(run_dir: Path) -> dict[str, float]:
     merged: dict[str, float] = {}
-    for row in history(run_file):
+    for row in history(wandb_run_file(run_dir)):
         merged.update(row)
     return merged
+
+
+HYDRA_LOG_LINE = re.compile(r"^\[[\d-]+ [\d:,]+\]\[[^\]]+\]\[[A-Z]+\] - (.*)$")
+
+
+def assert_one_line_per_record(result: subprocess.CompletedProcess) -> None:
+    """Defect 13: every log record shows once, in Hydra's format (Lightning's own console handler
+    printed each of its lines a second time, as `INFO: ...`), and Lightning's litlogger tip not at all."""
+    lines = (result.stdout + result.stderr).splitlines()
+    assert not [line for line in lines if re.match(r"^(INFO|WARNING|ERROR): ", line)]
+    assert not [line for line in lines if "litlogger" in line]
+    messages = [m.group(1) for line in lines if (m := HYDRA_LOG_LINE.match(line))]
+    assert any("Seed set to" in message for message in messages)  # Lightning's records do come through
+    assert len(messages) == len(set(messages)), [m for m in messages if messages.count(m) > 1]
 
 
 def assert_complete_run(run_dir: Path) -> None:
@@ -54,14 +73,18 @@ def assert_complete_run(run_dir: Path) -> None:
     assert metrics["val/fid_samples"] == 32
     assert math.isfinite(metrics["test/fid"])
     assert "train/D(x)" in metrics and "train/grad_norm_g" in metrics
-    assert list((run_dir / "samples").glob("step=*.png")) and list((run_dir / "interpolation").glob("*.png"))
+    assert list((run_dir / "samples").glob("iter=*.png")) and list((run_dir / "interpolation").glob("*.png"))
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and list((run_dir / "checkpoints").glob("best-*.ckpt"))
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 
 
 def test_smoke_run_logs_fid_to_wandb_and_writes_samples_and_checkpoints(tmp_path):
-    assert_ok(run("debug=smoke", f"hydra.run.dir={tmp_path}"))
+    result = run("debug=smoke", f"hydra.run.dir={tmp_path}")
+    assert_ok(result)
     assert_complete_run(tmp_path)
+    assert_one_line_per_record(result)
+    # Defect 14: a single run is in no W&B group and keeps the plain name.
+    assert run_info(wandb_run_file(tmp_path)) == {"name": "dcgan-fashion_mnist", "group": ""}
     # The checkpoint draws new images through `python -m gans.sample`, in the layout gans.fid reads.
     out = tmp_path / "drawn.npz"
     assert sample_main([str(tmp_path / "checkpoints" / "last.ckpt"), "20", str(out)]) == 0
@@ -75,23 +98,6 @@ def test_smoke_run_on_two_cpu_processes(tmp_path):
     assert_complete_run(tmp_path)
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 8  # 4 batches per process, each a D and a G step
-
-
-def test_multirun_sweeps_every_combination(tmp_path):
-    result = run(
-        "--multirun",
-        "debug=smoke",
-        "logger=csv",
-        "test=false",
-        "model.optimizer_g.lr=1e-4,2e-4",
-        "seed=1",
-        f"hydra.sweep.dir={tmp_path}",
-    )
-    assert_ok(result)
-    for job in ("0", "1"):
-        assert (tmp_path / job / "checkpoints" / "last.ckpt").is_file()
-    lrs = {OmegaConf.load(tmp_path / job / ".hydra" / "config.yaml").model.optimizer_g.lr for job in ("0", "1")}
-    assert lrs == {1e-4, 2e-4}
 
 
 def test_task_function_returns_the_monitored_metric(tmp_path):
@@ -108,7 +114,63 @@ def test_task_function_returns_the_monitored_metric(tmp_path):
     value = train(cfg)
     assert isinstance(value, float) and math.isfinite(value) and value > 0
     (best,) = (tmp_path / "checkpoints").glob("best-*.ckpt")
-    assert torch.load(best, weights_only=True)["callbacks"]
+    # Defect 2: the best score the checkpoint callback kept, not whatever was logged last.
+    assert value == pytest.approx(best_checkpoint_score(best), rel=1e-6)
+
+
+def best_checkpoint_score(checkpoint: Path) -> float:
+    """`best_model_score` of the checkpoint callback whose state `checkpoint` holds."""
+    states = torch.load(checkpoint, weights_only=True)["callbacks"]
+    (score,) = [state["best_model_score"] for state in states.values() if "best_model_score" in state]
+    return float(score)
+
+
+def test_the_best_value_is_tracked_where_no_checkpoint_monitors_it():
+    """Defect 2: with no checkpoint callback on `optimized_metric`, the lowest value of the fit is
+    returned (not the last; `trainer.test` would have reset it anyway)."""
+    from types import SimpleNamespace
+
+    from gans.train import BestMetric, returned_value
+
+    tracker = BestMetric("val/fid")
+    trainer = SimpleNamespace(sanity_checking=False, callback_metrics={}, checkpoint_callbacks=[], is_global_zero=True)
+    for value in (50.0, 20.0, float("nan"), 30.0):
+        trainer.callback_metrics = {"val/fid": torch.tensor(value)}
+        tracker.on_validation_end(trainer, None)
+    trainer.callback_metrics = {}  # as after trainer.test
+    assert returned_value(trainer, "val/fid", tracker) == 20.0
+    restored = BestMetric("val/fid")
+    restored.load_state_dict(tracker.state_dict())  # a resumed run keeps the best so far
+    assert restored.best == 20.0
+
+
+def test_seed_null_draws_a_seed_logs_it_and_uses_it(tmp_path):
+    """Defect 10: `seed=null` crashed (`None + epoch` in the data's sampler); it now draws a seed,
+    says so in one line, and every `${seed}` of the config uses it."""
+    result = run(
+        "seed=null",
+        "debug=smoke",
+        "logger=csv",
+        "test=false",
+        "model.eval_fid=false",
+        "optimized_metric=null",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert_ok(result)
+    output = result.stdout + result.stderr
+    (seed,) = re.findall(r"seed=null: using seed (\d+); pass seed=\1 to repeat", output)
+    assert f"Seed set to {seed}" in output
+    hparams = OmegaConf.load(next(tmp_path.glob("csv/*/hparams.yaml")))  # the config the run used, resolved
+    assert hparams.seed == int(seed) and hparams.data.shuffle_seed == int(seed)
+
+
+def test_max_steps_is_refused_with_one_line(tmp_path):
+    """`trainer.max_steps` counts Lightning's optimizer steps (a D and a G step per iteration)."""
+    line = one_line_error(run("trainer.max_steps=10", f"hydra.run.dir={tmp_path}"))
+    assert line.endswith(
+        "trainer.max_steps counts optimizer steps (2+ per iteration here): "
+        "use max_iterations=N to stop after N training iterations"
+    )
 
 
 def test_resume_continues_exactly_at_the_saved_step(tmp_path):
@@ -145,6 +207,7 @@ def test_missing_dataset_fails_fast_with_one_line(tmp_path):
         )
     )
     assert str(tmp_path) in line and "apt-get install dataset-fashion-mnist" in line
+    assert not (tmp_path / "run" / "wandb").exists()  # defect 13: the data is checked before W&B starts
 
 
 def test_bad_image_folder_root_names_the_path(tmp_path):
@@ -162,6 +225,7 @@ def test_corrupt_image_names_the_file(tmp_path):
         run("data=image_folder", f"data.root={folder}", "data.batch_size=4", f"hydra.run.dir={tmp_path}/run")
     )
     assert "broken.png" in line
+    assert not (tmp_path / "run" / "wandb").exists()  # defect 13: the data is checked before W&B starts
 
 
 def test_unknown_config_choice_lists_the_options():
@@ -192,7 +256,7 @@ def test_cyclegan_trains_on_a_horse2zebra_folder_and_translates_its_test_set(tmp
     metrics = wandb_metrics(tmp_path / "run")
     assert math.isfinite(metrics["val/fid_A2B"]) and math.isfinite(metrics["val/fid_B2A"])
     assert metrics["val/fid"] == pytest.approx((metrics["val/fid_A2B"] + metrics["val/fid_B2A"]) / 2, rel=1e-5)
-    assert list((tmp_path / "run" / "A2B").glob("step=*.png")) and list((tmp_path / "run" / "B2A").glob("step=*.png"))
+    assert list((tmp_path / "run" / "A2B").glob("iter=*.png")) and list((tmp_path / "run" / "B2A").glob("iter=*.png"))
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     translated = run(
         "task=translate",
@@ -215,7 +279,7 @@ def test_pix2pix_trains_on_the_offline_default_and_logs_paired_metrics(tmp_path)
     for key in ("val/fid", "val/l1", "val/psnr", "val/ssim"):
         assert math.isfinite(metrics[key]), key
     assert metrics["val/fid_samples"] == 32
-    assert list((tmp_path / "A2B").glob("step=*.png"))
+    assert list((tmp_path / "A2B").glob("iter=*.png"))
 
 
 def test_cyclegan_offline_default_logs_the_error_against_ground_truth(tmp_path):

@@ -1,8 +1,9 @@
-"""Read the metrics an offline W&B run wrote to its `run-*.wandb` file.
+"""Read the metrics and the run record (name, group) an offline W&B run wrote to its `run-*.wandb` file.
 
 The file is a LevelDB-style log (a 7-byte header ':W&B' + magic 0xBEE1 + version, then 32 KiB
 blocks of records: crc32, little-endian length, type FULL/FIRST/MIDDLE/LAST) of protobuf
-`Record` messages; history records carry the logged metrics as JSON values.
+`Record` messages; history records carry the logged metrics as JSON values, the run record the
+run's name, group and config.
 """
 
 from __future__ import annotations
@@ -41,14 +42,30 @@ def _payloads(data: bytes):
             break
 
 
-def history(run_file: Path) -> list[dict]:
-    """Every history row (one `wandb.log` call) of the run, as {metric: value}."""
-    rows = []
+def _records(run_file: Path):
     for payload in _payloads(Path(run_file).read_bytes()):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
+        yield record
+
+
+def history(run_file: Path) -> list[dict]:
+    """Every history row (one `wandb.log` call) of the run, as {metric: value}."""
+    rows = []
+    for record in _records(run_file):
         if record.WhichOneof("record_type") == "history":
             rows.append(
                 {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
             )
     return rows
+
+
+def run_info(run_file: Path) -> dict[str, str]:
+    """The run's `name` (display name) and `group` ("" when it has none), from its last run record."""
+    info = {}
+    for record in _records(run_file):
+        if record.WhichOneof("record_type") == "run":
+            info = {"name": record.run.display_name, "group": record.run.run_group}
+    if not info:
+        raise ValueError(f"{run_file} has no run record")
+    return info

@@ -14,7 +14,7 @@ from torchvision.utils import make_grid, save_image
 
 class SampleGrids(L.Callback):
     """After each evaluation (and at the end of training), draw the module's `visuals()` (for a GAN:
-    the fixed latents and an interpolation grid), write `<name>/step=NNNNNNN.png` under `dirpath`
+    the fixed latents and an interpolation grid), write `<name>/iter=NNNNNNN.png` (the training iteration) under `dirpath`
     and log each image to W&B or TensorBoard.
 
     Args:
@@ -46,10 +46,11 @@ class SampleGrids(L.Callback):
         return make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1.0)
 
     def save(self, trainer: L.Trainer, name: str, grid: Tensor) -> None:
-        path = self.dirpath / name / f"step={trainer.global_step:07d}.png"
+        iteration = getattr(trainer.lightning_module, "iteration", trainer.global_step)
+        path = self.dirpath / name / f"iter={iteration:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(grid, path)
-        # Loggers count training batches (Lightning's x-axis); global_step counts D and G updates.
+        # Loggers count training batches, which are our iterations (global_step counts D and G updates).
         step = trainer.fit_loop.epoch_loop._batches_that_stepped
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

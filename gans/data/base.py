@@ -5,11 +5,17 @@ so a batch is one indexing operation on the device and loading never limits spee
 module also owns the sharding across processes (trainer `use_distributed_sampler=False`): the
 training order is seeded per epoch, so a resumed run sees the same batches, and evaluation sets
 are split without padding, so a metric synced over ranks sees each image exactly once.
+
+Validation never equals test: the best checkpoint is chosen on `val/fid` and then scored on
+`test/fid`, and a test score measured on the images that chose the checkpoint is optimistic. A
+data set without a test split of its own is therefore split three ways (train, validation, test),
+each image in exactly one part.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -19,6 +25,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from gans.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def held_out_count(setting: int | float, n: int, key: str) -> int:
+    """A held-out size given as a count (int >= 0) or a fraction of the `n` images (float in (0, 1),
+    rounded, at least one image) -> a count. `key` names the setting in the error ("data.val_size")."""
+    if isinstance(setting, float) and 0.0 < setting < 1.0:
+        return max(1, round(setting * n))
+    if isinstance(setting, (int, float)) and not isinstance(setting, bool) and float(setting).is_integer():
+        if setting >= 0:
+            return int(setting)
+    raise DataError(f"{key}={setting} must be a count of images or a fraction in (0, 1)")
 
 
 def to_float(images: Tensor) -> Tensor:
@@ -96,15 +117,25 @@ class IndexBatches(Sampler[Tensor]):
 
 
 class InMemoryImageDataModule(L.LightningDataModule, ABC):
-    """Base for image data sets: subclasses fill `train_images/labels`, `val_*` and `test_*`.
+    """Base for image data sets: subclasses `load` the images; `setup` splits and stores them as
+    `train_images/labels`, `val_*` and `test_*`.
+
+    Validation is `val_size` images held out from the training images. A data set with a test
+    split of its own (Fashion-MNIST's 10,000) is tested on it; one without (a folder of images)
+    also holds out `test_size` training images for the test, disjoint from validation, so the set
+    that chose the best checkpoint (`val/fid`) never scores it (`test/fid`).
 
     Args:
         batch_size: images per training step on each process.
         eval_batch_size: images per evaluation step (FID feature extraction).
-        val_size: training images held out for validation (the `val/fid` reference).
+        val_size: training images held out for validation (the `val/fid` reference): a count, or
+            a fraction of the images (float in (0, 1), at least one image).
+        test_size: images held out for the test when `load` returns no test split: a count or a
+            fraction, as `val_size`; None holds out as many as `val_size`, so `test/fid` and
+            `val/fid` use the same sample count. Ignored for data sets with a test split.
         max_eval_samples: cap on the val and test images used for evaluation (FID sample count).
         on_device: keep the tensors on the training device (GPU) rather than in host memory.
-        split_seed: seed of the train/val split, fixed so val sets agree across runs and seeds.
+        split_seed: seed of the train/val(/test) split, fixed so the parts agree across runs and seeds.
         shuffle_seed: seed of the per-epoch training order (Hydra passes the run's `seed`).
         image_size: resize every image to this side once, at load (e.g. 64 for the 64x64 DCGAN).
         channels: 1 (grayscale) or 3 (RGB); images are converted once, at load.
@@ -117,7 +148,8 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         self,
         batch_size: int = 64,
         eval_batch_size: int = 250,
-        val_size: int = 5000,
+        val_size: int | float = 5000,
+        test_size: int | float | None = None,
         max_eval_samples: int | None = None,
         on_device: bool = True,
         split_seed: int = 0,
@@ -128,14 +160,16 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         super().__init__()
         self.image_size, self.channels = image_size, channels
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.val_size, self.max_eval_samples = val_size, max_eval_samples
+        self.val_size, self.test_size, self.max_eval_samples = val_size, test_size, max_eval_samples
         self.on_device, self.split_seed, self.shuffle_seed = on_device, split_seed, shuffle_seed
         self.train_images = self.val_images = self.test_images = None
         self.train_labels = self.val_labels = self.test_labels = None
+        self._fingerprints: dict[tuple[str, int], str] = {}  # (stage, count) -> eval_fingerprint
 
     @abstractmethod
     def load(self) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-        """(train images, train labels, test images or None, test labels or None), uint8 NCHW."""
+        """(train images, train labels, test images or None, test labels or None), uint8 NCHW.
+        None: the data set has no test split; `setup` holds one out of the training images."""
 
     # -- shape of the data, for the model config --------------------------------------------
     @property
@@ -146,20 +180,24 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         if self.train_images is None:
             images, labels, test_images, test_labels = self.load()
             images = self.conform(images)
-            test_images = None if test_images is None else self.conform(test_images)
-            train_idx, val_idx = self._split(len(images))
+            train_idx, val_idx, test_idx = self._split(len(images), has_test=test_images is not None)
             self.train_images, self.train_labels = images[train_idx], labels[train_idx]
             self.val_images, self.val_labels = images[val_idx], labels[val_idx]
-            if test_images is None:  # no official test split: evaluate on the held-out images
-                test_images, test_labels = self.val_images, self.val_labels
+            if test_images is None:  # no test split of its own: the third, disjoint part
+                test_images, test_labels = images[test_idx], labels[test_idx]
+            else:
+                test_images = self.conform(test_images)
             self.test_images, self.test_labels = test_images, test_labels
+            self._fingerprints.clear()  # new data, new fingerprints
+            source = "its own test split" if test_idx is None else "held out too"
+            log.info(
+                "%s: %d training, %d validation (held out) and %d test images (%s)", self.name,
+                len(self.train_images), len(self.val_images), len(self.test_images), source,
+            )  # fmt: skip
         if self.on_device and self.trainer is not None:
             device = self.trainer.strategy.root_device
-            test_is_val = self.test_images is self.val_images
             for name in ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels"):
                 setattr(self, name, getattr(self, name).to(device))
-            if test_is_val:  # one copy on the device, not two
-                self.test_images, self.test_labels = self.val_images, self.val_labels
 
     def conform(self, images: Tensor) -> Tensor:
         """Resize (antialiased bilinear) and convert channels to the configured shape, once."""
@@ -178,11 +216,33 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
             images = torch.cat(resized).round().clamp(0, 255).to(torch.uint8)
         return images.contiguous()
 
-    def _split(self, n: int) -> tuple[Tensor, Tensor]:
-        if not 0 <= self.val_size < n:
-            raise ValueError(f"val_size={self.val_size} must be smaller than the {n} training images")
+    def held_out_sizes(self, n: int, has_test: bool) -> tuple[int, int]:
+        """(validation, test) counts held out of `n` training images; test is 0 when the data set
+        has a test split of its own. Raises DataError when no training image would be left."""
+        val = held_out_count(self.val_size, n, "data.val_size")
+        if has_test:
+            test = 0
+        elif self.test_size is None:
+            test = val
+        else:
+            test = held_out_count(self.test_size, n, "data.test_size")
+        if val + test >= n:
+            held = f"data.val_size={self.val_size}" + ("" if has_test else f" and data.test_size={self.test_size}")
+            raise DataError(
+                f"{held} hold out {val}{'' if has_test else f' + {test}'} of the {n} training images, leaving none "
+                "to train on: lower them"
+            )
+        return val, test
+
+    def _split(self, n: int, has_test: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(train, validation, test or None) indices into the `n` loaded training images, each sorted.
+
+        One seeded permutation: validation is its first `val` entries (so adding a test part leaves
+        the validation images as they were), the test part the next `test`, training the rest."""
+        val, test = self.held_out_sizes(n, has_test)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
-        return order[self.val_size :].sort().values, order[: self.val_size].sort().values
+        parts = order[val + test :], order[:val], None if has_test else order[val : val + test]
+        return tuple(None if part is None else part.sort().values for part in parts)
 
     def eval_images(self, stage: str) -> Tensor:
         """The real images an evaluation stage ("validate" or "test") compares against."""
@@ -194,10 +254,17 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         return len(self.eval_images(stage))
 
     def eval_fingerprint(self, stage: str) -> str:
-        """Identifies the evaluation images, so cached Inception statistics match the data."""
+        """Identifies the evaluation images, so cached Inception statistics match the data.
+
+        Hashing copies the images to the host, so it is done once per stage and count and kept
+        until the data are loaded again (the model asks on every evaluation batch)."""
         images = self.eval_images(stage)
-        digest = hashlib.sha1(images.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
-        return f"{self.name}-{stage}-{len(images)}-{'x'.join(map(str, images.shape[1:]))}-{digest}"
+        key = (stage, len(images))
+        if key not in self._fingerprints:
+            digest = hashlib.sha1(images.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+            shape = "x".join(map(str, images.shape[1:]))
+            self._fingerprints[key] = f"{self.name}-{stage}-{len(images)}-{shape}-{digest}"
+        return self._fingerprints[key]
 
     # -- loaders ------------------------------------------------------------------------------
     def _rank_world(self) -> tuple[int, int]:

@@ -13,8 +13,9 @@ hidden files and folders (".name") are skipped. Every image is decoded once at `
 (EXIF orientation applied, transparency composited onto white, palette/CMYK/16-bit converted),
 resized to `image_size` (shorter side, then a center crop, or stretched to a square) and
 converted to `channels`; the whole set is then a uint8 tensor in memory (or on the GPU), like
-every data set here. There is no test split: the held-out `val_size` images serve both
-validation and test. Example::
+every data set here. A folder has no test split, so two disjoint parts are held out of it
+(seeded by `split_seed`): `val_size` images for validation (`val/fid`, which picks the best
+checkpoint) and `test_size` for the test (`test/fid`, which scores it). Example::
 
     python run.py data=image_folder data.root=~/pictures/faces data.image_size=64
 """
@@ -32,7 +33,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from gans.data.base import InMemoryImageDataModule
+from gans.data.base import InMemoryImageDataModule, held_out_count
 from gans.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,10 @@ class ImageFolderDataModule(InMemoryImageDataModule):
         channels: 3 (RGB) or 1 (grayscale).
         resize: "center_crop" (shorter side to `image_size`, then the center square) or
             "stretch" (the whole image squeezed to a square, aspect ratio ignored).
-        val_size: held-out images for validation and test: a count (int) or a fraction of the
-            folder (float in (0, 1), at least one image).
+        val_size: images held out for validation: a count (int) or a fraction of the folder
+            (float in (0, 1), at least one image).
+        test_size: images held out for the test, apart from validation: a count or a fraction
+            (None: as many as `val_size`).
         **kwargs: see `InMemoryImageDataModule`.
     """
 
@@ -138,10 +141,11 @@ class ImageFolderDataModule(InMemoryImageDataModule):
         image_size: int = 64,
         channels: int = 3,
         resize: str = "center_crop",
-        val_size: float = 0.1,
+        val_size: int | float = 0.1,
+        test_size: int | float | None = 0.1,
         **kwargs,
     ) -> None:
-        super().__init__(image_size=image_size, channels=channels, val_size=val_size, **kwargs)
+        super().__init__(image_size=image_size, channels=channels, val_size=val_size, test_size=test_size, **kwargs)
         if resize not in RESIZE_MODES:
             raise DataError(f"data.resize={resize} is not one of {', '.join(RESIZE_MODES)}")
         if channels not in (1, 3):
@@ -149,7 +153,6 @@ class ImageFolderDataModule(InMemoryImageDataModule):
         if not isinstance(image_size, int) or image_size < 1:
             raise DataError(f"data.image_size={image_size} must be a positive number of pixels")
         self.root, self.resize = Path(os.path.expanduser(str(root))), resize
-        self.val_size_setting = val_size
         self.classes: list[str] = []
         self.num_classes = 0
         self.files: list[Path] | None = None
@@ -184,31 +187,27 @@ class ImageFolderDataModule(InMemoryImageDataModule):
         self.num_classes = len(self.classes)
         self.files, self.file_labels = files, labels
 
-    def resolve_val_size(self, n: int) -> int:
-        """`val_size` (count or fraction) -> a count of held-out images, checked against `n`."""
-        setting = self.val_size_setting
-        if isinstance(setting, float) and 0.0 < setting < 1.0:
-            val_size = max(1, round(setting * n))
-        elif isinstance(setting, (int, float)) and not isinstance(setting, bool) and float(setting).is_integer():
-            val_size = int(setting)
-        else:
-            raise DataError(f"data.val_size={setting} must be a count of images or a fraction in (0, 1)")
+    def check_sizes(self, n: int) -> tuple[int, int]:
+        """(validation, test) counts of the `n` images, checked to leave one training batch."""
+        val = held_out_count(self.val_size, n, "data.val_size")
+        test = val if self.test_size is None else held_out_count(self.test_size, n, "data.test_size")
         _, world = self._rank_world()
-        train_size = n - val_size
-        if val_size < 1 or train_size < self.batch_size * world:
+        train_size = n - val - test
+        if val < 1 or test < 1 or train_size < self.batch_size * world:
             per = f" on each of {world} processes" if world > 1 else ""
             raise DataError(
-                f"data.root={self.root} has {n} images: too few for data.val_size={setting} "
-                f"({val_size} held out, at least 1) and one batch of data.batch_size={self.batch_size}{per} "
-                f"({train_size} left): add images or lower data.batch_size / data.val_size"
+                f"data.root={self.root} has {n} images: too few for data.val_size={self.val_size} and "
+                f"data.test_size={self.test_size} ({val} + {test} held out, at least 1 each) and one batch of "
+                f"data.batch_size={self.batch_size}{per} ({train_size} left): add images or lower data.batch_size, "
+                "data.val_size or data.test_size"
             )
-        return val_size
+        return val, test
 
     # -- loading ------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.train_images is None:
             self.scan()
-            self.val_size = self.resolve_val_size(len(self.files))
+            self.check_sizes(len(self.files))
         super().setup(stage)
 
     def load(self) -> tuple[Tensor, Tensor, None, None]:

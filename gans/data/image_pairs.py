@@ -13,16 +13,22 @@ a random horizontal flip per image (for a pair, the same crop and flip for A and
 always resized straight to `image_size` (the whole image, deterministic; the reference's test
 scripts crop at random). Unpaired training draws A and B independently (two permutations per
 epoch, the smaller domain wrapping around); an epoch is max(len(A), len(B)) // batch_size // world
-steps, and its batches also carry "index_B". Evaluation item i pairs A[i] with B[i], i <
-`eval_size(stage)`, each item seen exactly once over the ranks, so models score FID per direction;
-`aligned_eval` says whether B[i] is the true translation of A[i] (paired and Fashion sets) or not
-(unpaired folders).
+steps, and its batches also carry "index_B". Evaluation item i holds A[i] and B[i] for i <
+max(len(A), len(B)) (`eval_size(stage)`), each item seen exactly once over the ranks; the batch's
+"has_A" and "has_B" say which of the two exist (the smaller domain's slots past its end hold a
+wrapped-around stand-in, never scored), so every image of both domains is scored, however
+unequal their sizes. `aligned_eval` says whether B[i] is the true translation of A[i] (paired and
+Fashion sets) or not (unpaired folders).
+
+Validation never equals test (the best checkpoint is chosen on `val/fid` and scored on
+`test/fid`): where a layout has no validation split, it is held out of the training images.
 
 Data sets:
-  - `UnpairedImageDataModule`: the CycleGAN layout `ROOT/{trainA,trainB,testA,testB}`; validate
-    and test both use testA/testB (paired by index only, not true pairs).
+  - `UnpairedImageDataModule`: the CycleGAN layout `ROOT/{trainA,trainB,testA,testB}`; validation
+    is `val_size` images of trainA and of trainB held out of training, test is testA/testB.
   - `PairedImageDataModule`: the pix2pix layout `ROOT/{train,val,test}/*`, each file [A | B] side
-    by side; `direction="BtoA"` swaps the halves.
+    by side; `direction="BtoA"` swaps the halves. Without a val/ and test/ folder each, validation
+    is held out of train/.
   - `FashionEdgesDataModule` / `FashionEdgesUnpairedDataModule`: offline sets made from Fashion-MNIST,
     A = the item's edge map (`edge_map`), B = the item; evaluation batches are true pairs.
 
@@ -54,7 +60,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from gans.data import fashion_mnist
-from gans.data.base import IndexBatches, to_float
+from gans.data.base import IndexBatches, held_out_count, to_float
 from gans.data.image_folder import find_images, load_image, read_images, to_mode
 from gans.errors import DataError
 
@@ -69,6 +75,12 @@ PIX2PIX_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.g
 PIX2PIX_SETS = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
 DOWNLOAD_TIMEOUT = 60.0  # seconds without a byte before a download fails (never hangs)
 DIRECTIONS = ("AtoB", "BtoA")
+# Validation held out of each training domain when a layout has none: 10% of it, at least 2 (FID
+# needs two images for a covariance) and at most 50. The CycleGAN and pix2pix sets have hundreds
+# to tens of thousands of training images (horse2zebra 1,067 + 1,334, facades 400): 50 per domain
+# ranks checkpoints by `val/fid` (FID's bias at a fixed sample count is the same for every
+# checkpoint) while training keeps over 95% of its images (about 90% of a small folder).
+DEFAULT_VAL_MIN, DEFAULT_VAL_MAX, DEFAULT_VAL_FRACTION = 2, 50, 0.1
 
 
 # -- download -------------------------------------------------------------------------------------
@@ -191,20 +203,35 @@ def crop_flip(images: Tensor, top: Tensor, left: Tensor, flip: Tensor, size: int
     return images[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()  # (n, H, W, C) -> NCHW
 
 
+def take(images: Tensor, index: Tensor) -> Tensor:
+    """images[index] with indices past the end wrapped around (stand-ins, flagged by the caller);
+    an empty domain gives zeros of its image shape."""
+    if len(images) == 0:
+        return images.new_zeros((len(index), *images.shape[1:]))
+    return images[index % len(images)]
+
+
 class DomainImages(Dataset):
-    """Two uint8 domains indexed by whole batches: a 1-D index tensor (evaluation: A[i] with B[i]) or
-    `JitterBatches`' (5, batch) rows (training: crop to `crop_size` and flip, the same for A and B)."""
+    """Two uint8 domains indexed by whole batches: a 1-D index tensor (evaluation: item i is A[i]
+    and B[i], flagged by "has_A"/"has_B" where the domain has an image i) or `JitterBatches`'
+    (5, batch) rows (training: crop to `crop_size` and flip, the same for A and B)."""
 
     def __init__(self, a: Tensor, b: Tensor, crop_size: int | None = None, paired: bool = True) -> None:
         self.a, self.b, self.crop_size, self.paired = a, b, crop_size, paired
 
     def __len__(self) -> int:
-        return min(len(self.a), len(self.b))
+        return max(len(self.a), len(self.b))
 
     def __getitem__(self, index: int | Tensor) -> dict[str, Tensor]:
         index = torch.as_tensor(index)
         if index.dim() < 2:
-            return {"A": to_float(self.a[index]), "B": to_float(self.b[index]), "index": index}
+            return {
+                "A": to_float(take(self.a, index)),
+                "B": to_float(take(self.b, index)),
+                "has_A": index < len(self.a),
+                "has_B": index < len(self.b),
+                "index": index,
+            }
         index_a, index_b, top, left, flip = index
         a, b = self.a[index_a], self.b[index_b]
         if self.crop_size is not None:
@@ -220,7 +247,9 @@ class ImagePairsDataModule(L.LightningDataModule, ABC):
     """Base of the two-domain data sets: subclasses return uint8 sets from `load_pairs`.
 
     Same evaluation interface as `InMemoryImageDataModule` (`eval_size`, `eval_fingerprint`,
-    `val_dataloader`, `test_dataloader`, sharding, `on_device`); `eval_images(stage)` is (A, B).
+    `val_dataloader`, `test_dataloader`, sharding, `on_device`); `eval_images(stage)` is (A, B),
+    the two of any sizes: evaluation item i < max(len(A), len(B)) holds A[i] and B[i] where they
+    exist ("has_A", "has_B" in the batch), so each domain is scored whole.
 
     Args:
         image_size: side of the square images the models see.
@@ -230,7 +259,8 @@ class ImagePairsDataModule(L.LightningDataModule, ABC):
         jitter: random crop and horizontal flip of each training image (pair) on every step.
         batch_size: items per training step on each process.
         eval_batch_size: items per evaluation step.
-        max_eval_samples: cap on the evaluation items (the FID sample count per direction).
+        max_eval_samples: cap on the evaluation images of each domain (the FID sample count
+            per direction).
         on_device: keep the tensors on the training device (GPU) rather than in host memory.
         shuffle_seed: seed of the per-epoch order, crops and flips (Hydra passes the run's `seed`).
     """
@@ -264,6 +294,7 @@ class ImagePairsDataModule(L.LightningDataModule, ABC):
         self.on_device, self.shuffle_seed = on_device, shuffle_seed
         self.train_a = self.train_b = None
         self.eval_sets: dict[str, tuple[Tensor, Tensor]] = {}
+        self._fingerprints: dict[tuple[str, int, int], str] = {}  # (stage, |A|, |B|) -> eval_fingerprint
 
     @property
     def stored_size(self) -> int:
@@ -274,7 +305,8 @@ class ImagePairsDataModule(L.LightningDataModule, ABC):
     def load_pairs(self) -> dict[str, tuple[Tensor, Tensor]]:
         """{"train": (A, B), "validate": (A, B), "test": (A, B)}, uint8 NCHW with `channels`;
         training images `stored_size` square, evaluation ones `image_size`. Paired sets have
-        len(A) == len(B); validate and test may be the same tensors."""
+        len(A) == len(B); an unpaired set's A and B may differ in size. Validate and test must be
+        different images (the one chooses the checkpoint the other scores)."""
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -285,32 +317,40 @@ class ImagePairsDataModule(L.LightningDataModule, ABC):
             sets = self.load_pairs()
             self.train_a, self.train_b = sets["train"]
             self.eval_sets = {"validate": sets["validate"], "test": sets["test"]}
+            self._fingerprints.clear()  # new data, new fingerprints
         if self.on_device and self.trainer is not None:
             device = self.trainer.strategy.root_device
             self.train_a, self.train_b = self.train_a.to(device), self.train_b.to(device)
-            moved: dict[int, Tensor] = {}  # a tensor shared by sets (test is val) is copied once
             for stage_name, pair in self.eval_sets.items():
-                self.eval_sets[stage_name] = tuple(moved.setdefault(id(x), x.to(device)) for x in pair)
+                self.eval_sets[stage_name] = tuple(x.to(device) for x in pair)
 
     def eval_images(self, stage: str) -> tuple[Tensor, Tensor]:
-        """(A, B) of an evaluation stage ("validate" or "test"), uint8, item i = (A[i], B[i])."""
+        """(A, B) of an evaluation stage ("validate" or "test"), uint8, each capped at
+        `max_eval_samples`; item i = (A[i], B[i]) where both exist."""
+        cap = self.max_eval_samples or None
         a, b = self.eval_sets[stage]
-        n = self.eval_size(stage)
-        return a[:n], b[:n]
+        return a[:cap], b[:cap]
 
     def eval_size(self, stage: str) -> int:
-        """How many items (A[i], B[i]) an evaluation stage scores (the FID sample count per direction)."""
-        a, b = self.eval_sets[stage]
-        n = min(len(a), len(b))
-        return min(n, self.max_eval_samples) if self.max_eval_samples else n
+        """How many items an evaluation stage has: max(len(A), len(B)) after the cap. Each
+        direction scores the images its domains have (e.g. testA's 120 horses -> zebras, compared
+        with testB's 140 zebras)."""
+        return max(len(x) for x in self.eval_images(stage))
 
     def eval_fingerprint(self, stage: str) -> str:
-        """Identifies both evaluation sets, so cached Inception statistics match the data."""
+        """Identifies both evaluation sets, so cached Inception statistics match the data.
+
+        Hashing copies the images to the host, so it is done once per stage and count and kept
+        until the data are loaded again (the model asks on every evaluation batch and stream)."""
         a, b = self.eval_images(stage)
-        digest = hashlib.sha1()
-        for images in (a, b):
-            digest.update(images.cpu().contiguous().numpy().tobytes())
-        return f"{self.name}-{stage}-{len(a)}-{'x'.join(map(str, a.shape[1:]))}-{digest.hexdigest()[:16]}"
+        key = (stage, len(a), len(b))
+        if key not in self._fingerprints:
+            digest = hashlib.sha1()
+            for images in (a, b):
+                digest.update(images.cpu().contiguous().numpy().tobytes())
+            shape = "x".join(map(str, a.shape[1:]))
+            self._fingerprints[key] = f"{self.name}-{stage}-{len(a)}+{len(b)}-{shape}-{digest.hexdigest()[:16]}"
+        return self._fingerprints[key]
 
     # -- loaders --------------------------------------------------------------------------------
     def _rank_world(self) -> tuple[int, int]:
@@ -336,7 +376,8 @@ class ImagePairsDataModule(L.LightningDataModule, ABC):
     def _eval_dataloader(self, stage: str) -> DataLoader:
         rank, world = self._rank_world()
         a, b = self.eval_images(stage)
-        batches = IndexBatches(len(a), self.eval_batch_size, rank, world, shuffle=False, device=a.device)
+        # Items up to the larger domain, each on exactly one rank: every image of A and of B is scored once.
+        batches = IndexBatches(max(len(a), len(b)), self.eval_batch_size, rank, world, shuffle=False, device=a.device)
         return DataLoader(DomainImages(a, b), batch_size=None, sampler=batches)
 
     def val_dataloader(self) -> DataLoader:
@@ -352,19 +393,52 @@ class ImagePairsDataModule(L.LightningDataModule, ABC):
 
 # -- folders on disk, optionally downloaded -------------------------------------------------------
 class FolderPairsDataModule(ImagePairsDataModule):
-    """A data set in a folder `root` with split subfolders; a known `name` is downloaded when absent."""
+    """A data set in a folder `root` with split subfolders; a known `name` is downloaded when absent.
+
+    Where the layout has no validation split, `val_size` training images (of each domain) are held
+    out for it, seeded by `split_seed`: a count, a fraction (float in (0, 1)), or None for 10% of
+    the domain's training images, at least 2 and at most 50 (`DEFAULT_VAL_*`).
+    """
 
     url_template = ""  # "https://.../{name}.zip"
     known_names: tuple[str, ...] = ()
     unpack_hint = "unzip it"
 
-    def __init__(self, root: str | None = None, name: str | None = None, download: bool = True, **kwargs) -> None:
+    def __init__(
+        self,
+        root: str | None = None,
+        name: str | None = None,
+        download: bool = True,
+        val_size: int | float | None = None,
+        split_seed: int = 0,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if root is None and name is None:
             raise DataError("set data.root (a folder) or data.name (a known data set)")
         self.root = Path(os.path.expanduser(str(root if root is not None else Path("data") / name)))
         self.dataset_name, self.download = name, download
         self.name = name or self.root.name or self.name
+        self.val_size, self.split_seed = val_size, split_seed
+        if val_size is not None:
+            held_out_count(val_size, 1, "data.val_size")  # a bad setting fails at once, not after a download
+
+    def hold_out(self, files: list[Path], folder: Path) -> tuple[list[Path], list[Path]]:
+        """(training files, validation files) of one training folder: `val_size` files held out,
+        chosen by a permutation seeded by `split_seed` (the same on every run and process)."""
+        n = len(files)
+        if self.val_size is None:
+            count = min(DEFAULT_VAL_MAX, max(DEFAULT_VAL_MIN, round(DEFAULT_VAL_FRACTION * n)))
+        else:
+            count = held_out_count(self.val_size, n, "data.val_size")
+        if count >= n:
+            setting = "null (10%, at least 2)" if self.val_size is None else self.val_size
+            raise DataError(
+                f"{folder} has {n} images: data.val_size={setting} holds out {count} for validation, leaving "
+                "none to train on: add images or lower data.val_size"
+            )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed)).tolist()
+        return [files[i] for i in sorted(order[count:])], [files[i] for i in sorted(order[:count])]
 
     @property
     def url(self) -> str | None:
@@ -425,15 +499,21 @@ class UnpairedImageDataModule(FolderPairsDataModule):
     """Two unpaired domains in the CycleGAN authors' layout `ROOT/{trainA,trainB,testA,testB}`.
 
     Images are found recursively, any size and mode (grayscale, RGBA, palette, 16-bit), and
-    stretched to a square (`load_size` for training with jitter, else `image_size`). Evaluation
-    (validate and test alike) uses testA/testB, item i = (testA[i], testB[i]) in sorted file order,
-    i < min(len(testA), len(testB)): not true pairs, FID is per direction.
+    stretched to a square (`load_size` for training with jitter, else `image_size`). The layout
+    has no validation split, and selecting the best checkpoint on testA/testB and then reporting
+    its score on them would be optimistic: validation is `val_size` images of trainA and of trainB
+    held out of training (seeded by `split_seed`); the test is testA/testB. Evaluation item i =
+    (A[i], B[i]) in sorted file order for i < max(len(A), len(B)), each image of each domain
+    scored once (not true pairs: FID is per direction).
 
     Args:
         root: the folder (default `data/<name>`).
         name: one of `CYCLEGAN_SETS` to download it into `root` when its folders are absent; any
             other value (or None: the folder's name) only names the set in FID cache keys.
         download: allow that download.
+        val_size: images of each training domain held out for validation: a count, a fraction,
+            or None (10% of each, at least 2, at most 50: horse2zebra validates on 50 + 50).
+        split_seed: seed of that hold-out.
         **kwargs: see `ImagePairsDataModule`.
     """
 
@@ -457,11 +537,14 @@ class UnpairedImageDataModule(FolderPairsDataModule):
         shuffle_seed: int = 0,
         name: str | None = None,
         download: bool = True,
+        val_size: int | float | None = None,
+        split_seed: int = 0,
     ) -> None:
         super().__init__(
             root=root, name=name, download=download, image_size=image_size, load_size=load_size, channels=channels,
             jitter=jitter, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            max_eval_samples=max_eval_samples, on_device=on_device, shuffle_seed=shuffle_seed,
+            max_eval_samples=max_eval_samples, on_device=on_device, shuffle_seed=shuffle_seed, val_size=val_size,
+            split_seed=split_seed,
         )  # fmt: skip
 
     def layout(self) -> str:
@@ -478,20 +561,27 @@ class UnpairedImageDataModule(FolderPairsDataModule):
                 f"{self.root / missing[0]} is missing{' (and ' + ', '.join(missing[1:]) + ')' if missing[1:] else ''}: "
                 f"the unpaired layout is {self.layout()}"
             )
+        files = {split: self._images(self.root / split) for split in self.splits}
+        for domain in "AB":  # validation: held out of each training domain, never the test images
+            files[f"train{domain}"], files[f"val{domain}"] = self.hold_out(
+                files[f"train{domain}"], self.root / f"train{domain}"
+            )
         loaded = {}
-        for split in self.splits:
+        for split, paths in files.items():
             size = self.stored_size if split.startswith("train") else self.image_size
-            files = self._images(self.root / split)
             loaded[split] = read_images(
-                files, lambda path, size=size: (load_image(path, size, self.channels, "stretch"),),
+                paths, lambda path, size=size: (load_image(path, size, self.channels, "stretch"),),
                 [(self.channels, size, size)],
             )[0]  # fmt: skip
         log.info(
-            "%s: %d + %d training images, %d + %d test images",
-            self.root, *(len(loaded[split]) for split in self.splits),
+            "%s: %d + %d training images, %d + %d held out of them for validation, %d + %d test images",
+            self.root, *(len(loaded[split]) for split in ("trainA", "trainB", "valA", "valB", "testA", "testB")),
         )  # fmt: skip
-        test = (loaded["testA"], loaded["testB"])
-        return {"train": (loaded["trainA"], loaded["trainB"]), "validate": test, "test": test}
+        return {
+            "train": (loaded["trainA"], loaded["trainB"]),
+            "validate": (loaded["valA"], loaded["valB"]),
+            "test": (loaded["testA"], loaded["testB"]),
+        }
 
 
 def load_side_by_side(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -512,8 +602,11 @@ class PairedImageDataModule(FolderPairsDataModule):
     """Aligned pairs in the pix2pix authors' layout `ROOT/{train,val,test}/*`: each file holds A and B
     side by side ([A | B], split at width // 2), found recursively, any size and mode.
 
-    Validation uses ROOT/<val_split> if present, else ROOT/test; test uses ROOT/test if present,
-    else ROOT/<val_split>. With jitter, A and B of a pair get the same crop and flip.
+    The test is ROOT/test, or ROOT/<val_split> where there is no test folder (cityscapes, maps and
+    edges2shoes ship train/ and val/ only, and their published scores are on val/). Validation is
+    ROOT/<val_split> when the test is ROOT/test; otherwise `val_size` pairs held out of ROOT/train
+    (seeded by `split_seed`), so validation is never the test set. With jitter, A and B of a pair
+    get the same crop and flip.
 
     Args:
         root: the folder (default `data/<name>`).
@@ -522,7 +615,10 @@ class PairedImageDataModule(FolderPairsDataModule):
         name: one of `PIX2PIX_SETS` to download it into `root` when its folders are absent; any
             other value (or None: the folder's name) only names the set in FID cache keys.
         download: allow that download.
-        val_split: the folder used for validation.
+        val_split: the validation folder (the test folder when there is no ROOT/test).
+        val_size: pairs held out of ROOT/train for validation when the layout has no separate
+            validation folder: a count, a fraction, or None (10%, at least 2, at most 50).
+        split_seed: seed of that hold-out.
         **kwargs: see `ImagePairsDataModule`.
     """
 
@@ -547,13 +643,16 @@ class PairedImageDataModule(FolderPairsDataModule):
         name: str | None = None,
         download: bool = True,
         val_split: str = "val",
+        val_size: int | float | None = None,
+        split_seed: int = 0,
     ) -> None:
         if direction not in DIRECTIONS:
             raise DataError(f"data.direction={direction} must be AtoB or BtoA")
         super().__init__(
             root=root, name=name, download=download, image_size=image_size, load_size=load_size, channels=channels,
             jitter=jitter, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            max_eval_samples=max_eval_samples, on_device=on_device, shuffle_seed=shuffle_seed,
+            max_eval_samples=max_eval_samples, on_device=on_device, shuffle_seed=shuffle_seed, val_size=val_size,
+            split_seed=split_seed,
         )  # fmt: skip
         self.direction, self.val_split = direction, val_split
 
@@ -563,9 +662,9 @@ class PairedImageDataModule(FolderPairsDataModule):
     def _present(self) -> bool:
         return any((self.root / split).is_dir() for split in ("train", self.val_split, "test"))
 
-    def _read(self, folder: Path, size: int) -> tuple[Tensor, Tensor]:
+    def _read(self, files: list[Path], size: int) -> tuple[Tensor, Tensor]:
         shape = (self.channels, size, size)
-        a, b = read_images(self._images(folder), lambda path: load_side_by_side(path, size, self.channels), [shape] * 2)
+        a, b = read_images(files, lambda path: load_side_by_side(path, size, self.channels), [shape] * 2)
         return (b, a) if self.direction == "BtoA" else (a, b)
 
     def load_pairs(self) -> dict[str, tuple[Tensor, Tensor]]:
@@ -573,16 +672,23 @@ class PairedImageDataModule(FolderPairsDataModule):
         root = self.root
         if not (root / "train").is_dir():
             raise DataError(f"{root / 'train'} is missing: the paired layout is {self.layout()}")
-        val_dir = next((root / s for s in (self.val_split, "test") if (root / s).is_dir()), None)
         test_dir = next((root / s for s in ("test", self.val_split) if (root / s).is_dir()), None)
-        if val_dir is None:
-            raise DataError(
-                f"{root / self.val_split} and {root / 'test'} are both missing: one holds the evaluation pairs"
-            )
-        train = self._read(root / "train", self.stored_size)
-        validate = self._read(val_dir, self.image_size)
-        test = validate if test_dir == val_dir else self._read(test_dir, self.image_size)
-        log.info("%s: %d training, %d validation, %d test pairs", root, len(train[0]), len(validate[0]), len(test[0]))
+        if test_dir is None:
+            raise DataError(f"{root / self.val_split} and {root / 'test'} are both missing: one holds the test pairs")
+        val_dir = root / self.val_split
+        train_files = self._images(root / "train")
+        if val_dir.is_dir() and val_dir.resolve() != test_dir.resolve():
+            val_files, held_out = self._images(val_dir), ""
+        else:  # the only evaluation folder is the test set: validate on pairs held out of train/
+            train_files, val_files = self.hold_out(train_files, root / "train")
+            held_out = f" (held out of {root / 'train'})"
+        train = self._read(train_files, self.stored_size)
+        validate = self._read(val_files, self.image_size)
+        test = self._read(self._images(test_dir), self.image_size)
+        log.info(
+            "%s: %d training, %d validation%s, %d test pairs (%s)",
+            root, len(train[0]), len(validate[0]), held_out, len(test[0]), test_dir.name,
+        )  # fmt: skip
         return {"train": train, "validate": validate, "test": test}
 
 

@@ -4,12 +4,15 @@
 around one shared Inception network, and caches the real images' features on disk, so the
 reference set of a data set passes through Inception once, not once per run. Under DDP each
 process updates with its own share of images and torchmetrics sums the states at `compute()`,
-so the score equals the single-process score on the same images.
+so the score equals the single-process score on the same images. Everything runs in float32
+(autocast and TF32 off), so a bf16-mixed run scores what a float32 run scores.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -18,7 +21,13 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from gans.metrics.inception import InceptionFeatures, cache_dir
+from gans.metrics.inception import InceptionFeatures, cache_dir, exact_float32
+
+log = logging.getLogger(__name__)
+
+
+def _is_features(x: Tensor) -> bool:
+    return x.dtype != torch.uint8 and x.dim() == 2 and x.shape[1] == InceptionFeatures.num_features
 
 
 class _Features(nn.Module):
@@ -31,13 +40,16 @@ class _Features(nn.Module):
         self.inception = inception
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dtype != torch.uint8 and x.dim() == 2 and x.shape[1] == self.num_features:
-            return x  # cached real features
-        return self.inception(x)
+        return x if _is_features(x) else self.inception(x)
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
 
 
 class FeatureDistances(nn.Module):
-    """FID (and optionally KID) of generated against real images, both uint8 (N, C, H, W).
+    """FID (and optionally KID) of generated against real images, both uint8 (N, C, H, W)
+    (or, either side, their (N, 2048) Inception features computed before).
 
     Args:
         antialias: False (default) is the TF-compatible resize of the published FID tables.
@@ -83,25 +95,33 @@ class FeatureDistances(nn.Module):
         return [m for m in (self.fid, self.kid) if m is not None]
 
     def update(self, images: Tensor, real: bool) -> None:
-        for metric in self._metrics():
-            metric.update(images, real=real)
-        if real:
-            self._real_features.append(self.inception(images).float().cpu())
+        """Add a batch to the real or the generated side, in float32 (`exact_float32`). An empty
+        batch adds nothing (an evaluation batch of unequal test sets may hold no image of a domain)."""
+        if len(images) == 0:
+            return
+        with exact_float32(images.device):
+            for metric in self._metrics():
+                metric.update(images, real=real)
+            if real:  # the features of this batch: the network ran once, above
+                features = images if _is_features(images) else self.inception(images)
+                self._real_features.append(features.float().cpu())
         self.inception.forget()
 
     def compute(self) -> dict[str, Tensor]:
-        """{"fid"} (and {"kid", "kid_std"}), synced over processes."""
-        scores = {"fid": self.fid.compute().float()}
-        if self.kid is not None:
-            self.kid.subset_size = min(self.kid_subset_size, *self.synced_counts())
-            mean, std = self.kid.compute()
-            scores.update(kid=mean.float(), kid_std=std.float())
+        """{"fid"} (and {"kid", "kid_std"}), synced over processes, in float32 (`exact_float32`):
+        KID's polynomial kernel is a float32 matmul that autocast would run in bf16."""
+        with exact_float32(self.fid.real_features_sum.device):
+            scores = {"fid": self.fid.compute().float()}
+            if self.kid is not None:
+                self.kid.subset_size = min(self.kid_subset_size, *self.synced_counts())
+                mean, std = self.kid.compute()
+                scores.update(kid=mean.float(), kid_std=std.float())
         return scores
 
     def synced_counts(self) -> tuple[int, int]:
         """(real, generated) images seen, summed over processes."""
         counts = torch.tensor([self.num_real, self.num_fake], device=self.fid.real_features_sum.device)
-        if dist.is_available() and dist.is_initialized():
+        if _distributed():
             dist.all_reduce(counts)
         return int(counts[0]), int(counts[1])
 
@@ -117,30 +137,62 @@ class FeatureDistances(nn.Module):
     def cache_path(self, key: str) -> Path:
         return cache_dir() / "fid_stats" / f"{key}-{self.protocol}.pt"
 
-    def load_real(self, key: str, rank: int = 0) -> bool:
-        """Load cached real features for `key` (rank 0 holds them, other ranks none, so the
-        summed states count each image once). Returns whether the cache existed."""
-        path = self.cache_path(key)
-        if not path.is_file():
+    def load_real(self, key: str) -> bool:
+        """Add the cached real features of `key` if the cache file exists; returns whether it did.
+
+        Collective under torch.distributed, so every rank must call it: rank 0 alone looks for the
+        file and broadcasts the decision with the features. Were each rank to look for itself, a
+        node-local cache on one node, or a file another run writes meanwhile, would split the
+        ranks between loading and collecting, and the collecting ones would wait forever in
+        `save_real`. Each rank then adds its contiguous share of the features: the summed FID
+        states count each image once, and KID's feature lists, gathered at `compute()`, have
+        (nearly) equal shapes on every rank and concatenate back to the cached order.
+        Without torch.distributed it is a plain load.
+        """
+        features = None
+        if not _distributed() or dist.get_rank() == 0:
+            features = self._read_cache(self.cache_path(key))
+        if _distributed():
+            # Objects, not tensors: works on gloo and NCCL alike, whatever device the metric is on;
+            # it runs once per data set and stream, not per evaluation.
+            shared = [features]
+            dist.broadcast_object_list(shared, src=0)
+            features = shared[0]
+            if features is not None:
+                features = features.tensor_split(dist.get_world_size())[dist.get_rank()]
+        if features is None:
             return False
-        if rank == 0:
-            features = torch.load(path, map_location="cpu", weights_only=True)["features"]
-            device = self.fid.real_features_sum.device
+        device = self.fid.real_features_sum.device
+        with exact_float32(device):
             for metric in self._metrics():
                 metric.update(features.to(device), real=True)
         return True
 
+    @staticmethod
+    def _read_cache(path: Path) -> Tensor | None:
+        # An unreadable file counts as missing (and is rewritten by `save_real`): raising here, on
+        # rank 0 alone, would leave the other ranks waiting in the broadcast.
+        if not path.is_file():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)["features"]
+        except (OSError, RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError) as err:
+            log.warning("ignoring the unreadable real-feature cache %s (%s); it will be recomputed", path, err)
+            return None
+
     def save_real(self, key: str) -> None:
-        """Write this process's real features (gathered from all ranks under DDP) to the cache."""
+        """Write the collected real features to the cache: gathered on rank 0, which writes the
+        file, under DDP (collective: every rank calls it)."""
         local = (
             torch.cat(self._real_features) if self._real_features else torch.empty(0, InceptionFeatures.num_features)
         )
         self._real_features = []
         shards = [local]
-        if dist.is_available() and dist.is_initialized():
-            shards = [None] * dist.get_world_size()
-            dist.all_gather_object(shards, local)
-            if dist.get_rank() != 0:
+        if _distributed():
+            rank = dist.get_rank()
+            shards = [None] * dist.get_world_size() if rank == 0 else None
+            dist.gather_object(local, shards, dst=0)
+            if rank != 0:
                 return
         path = self.cache_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)

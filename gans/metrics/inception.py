@@ -8,9 +8,11 @@ converts them once into torch-fidelity's layout and caches the file.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -125,6 +127,23 @@ def inception_weights_path() -> str:
     )
 
 
+@contextlib.contextmanager
+def exact_float32(device: torch.device | str) -> Iterator[None]:
+    """IEEE float32 arithmetic on `device`, whatever the caller switched on around it: autocast
+    off (Lightning's `*-mixed` precisions, a user's `torch.autocast`), and no TensorFloat-32, which
+    PyTorch allows by default in cuDNN convolutions and `torch.set_float32_matmul_precision`
+    allows in matmuls (a 10-bit mantissa on Ampere and later GPUs)."""
+    device_type = torch.device(device).type
+    with contextlib.ExitStack() as stack:
+        if torch.amp.is_autocast_available(device_type):  # e.g. "meta" has no autocast to switch off
+            stack.enter_context(torch.autocast(device_type, enabled=False))
+        stack.callback(setattr, torch.backends.cudnn, "allow_tf32", torch.backends.cudnn.allow_tf32)
+        torch.backends.cudnn.allow_tf32 = False
+        stack.callback(torch.set_float32_matmul_precision, torch.get_float32_matmul_precision())
+        torch.set_float32_matmul_precision("highest")
+        yield
+
+
 class InceptionFeatures(nn.Module):
     """2048-d pool3 features of uint8 images, shared by the FID and KID metrics.
 
@@ -132,6 +151,12 @@ class InceptionFeatures(nn.Module):
     code, the protocol behind published tables; `True` uses torch's antialiased bilinear resize.
     Grayscale input is repeated to three channels. The last batch's features are remembered so
     that FID and KID, fed the same tensor, run the network once.
+
+    The network computes in float32 under every precision: autocast and TF32 are off inside
+    `forward`, and dtype casts (`.half()`, `.to(torch.bfloat16)`, Lightning's `*-true`
+    precisions) leave its weights float32. Under bf16 autocast the features move by 1-3% of their
+    largest value, so in-loop FID would not be the float32 FID of published tables, and generated
+    features would be compared with cached float32 real ones.
     """
 
     num_features = NUM_FEATURES
@@ -141,13 +166,29 @@ class InceptionFeatures(nn.Module):
         from torchmetrics.image.fid import NoTrainInceptionV3
 
         self.antialias = antialias
-        self.net = NoTrainInceptionV3(
-            name="inception-v3-compat",
-            features_list=[str(NUM_FEATURES)],
-            feature_extractor_weights_path=weights_path or inception_weights_path(),
-            antialias=antialias,
-        )
+        default_dtype = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float32)  # Lightning's `*-true` init contexts change the default
+        try:
+            self.net = NoTrainInceptionV3(
+                name="inception-v3-compat",
+                features_list=[str(NUM_FEATURES)],
+                feature_extractor_weights_path=weights_path or inception_weights_path(),
+                antialias=antialias,
+            )
+        finally:
+            torch.set_default_dtype(default_dtype)
         self._last: tuple[Tensor, Tensor] | None = None
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> nn.Module:
+        # Follow device moves but not dtype casts: a float32 tensor that `fn` would turn into
+        # another floating dtype moves, from the float32 original, to the device `fn` chose.
+        def keep_float32(tensor: Tensor) -> Tensor:
+            applied = fn(tensor)
+            if tensor.dtype == torch.float32 and applied.is_floating_point() and applied.dtype != torch.float32:
+                return tensor.to(applied.device)
+            return applied
+
+        return super()._apply(keep_float32, recurse)
 
     @property
     def protocol(self) -> str:
@@ -160,7 +201,8 @@ class InceptionFeatures(nn.Module):
         if images.dtype != torch.uint8:
             raise TypeError(f"Inception features expect uint8 images in [0, 255], got {images.dtype}")
         x = images if images.shape[1] == 3 else images.expand(-1, 3, -1, -1)
-        features = self.net(x)
+        with exact_float32(images.device):  # the network casts uint8 to float32 itself
+            features = self.net(x)
         self._last = (images, features)
         return features
 

@@ -1,12 +1,17 @@
-"""The adversarial base module: alternating discriminator/generator updates with manual optimization.
+"""The base modules of the family: a generative base, and the adversarial mechanics on top of it.
 
-A model subclass states its networks (given by Hydra) and two losses,
-`discriminator_loss(batch)` and `generator_loss(batch)`; this class owns the rest: optimizers
-and schedulers from config, `n_critic` discriminator steps per generator step (Arjovsky et al.
-2017), gradient toggling so each update only computes the gradients it needs, mixed precision
-and DDP through Lightning's `manual_backward`, an optional EMA generator for sampling
-(Karras et al. 2018; Yazici et al. 2019), fixed latents for sample grids, `generate(n)`,
-and FID/KID evaluation on the validation and test sets.
+`GenerativeModule` owns what every model here shares, GAN or not: named networks each with its
+own optimizer and scheduler (from partial configs), an ordered list of updates per training
+iteration (`updates()`), manual optimization with gradient toggling, mixed precision and DDP
+through Lightning's `manual_backward`, per-optimizer gradient clipping (after unscaling) and a
+hook after each step, progress counted in iterations and images seen (checkpointed), an
+optional EMA of the generating network, sampling from a latent and a condition, the fixed grid
+latents, and FID/KID evaluation streams in float32 under every precision.
+
+`AdversarialModule` is one layer on top: a generator and a discriminator, `n_critic`
+discriminator updates per generator update (Goodfellow et al. 2014, Algorithm 1; Arjovsky et al.
+2017). A model with one network and one optimizer (VAE, AE, SRResNet pre-training) subclasses
+`GenerativeModule` directly and states one update.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -29,17 +36,31 @@ from gans.metrics.fid import FeatureDistances
 
 log = logging.getLogger(__name__)
 LossFn = Callable[[dict[str, Tensor]], tuple[Tensor, dict[str, Tensor]]]
+SCHEDULER_INTERVALS = ("epoch", "iteration")
 
 
-class AdversarialModule(L.LightningModule, ABC):
-    """Base of every GAN here (and of the VAE/AE, which use one "generator" network).
+@dataclass(frozen=True)
+class Update:
+    """One optimizer step of an iteration: `loss(batch)` descended by the optimizer of `network`,
+    on iterations i with (i + 1) % every == 0. `name` prefixes the logged loss (e.g. "d" -> d_loss)."""
+
+    name: str
+    network: str
+    loss: LossFn
+    every: int = 1
+
+
+class GenerativeModule(L.LightningModule, ABC):
+    """Base of every model here. A subclass registers its networks as attributes, names an
+    optimizer per network and states `updates()`.
 
     Args:
-        generator, discriminator: the networks (`_target_` configs, built by Hydra).
-        optimizer_g, optimizer_d: partial optimizers (`_partial_: true`), called with parameters.
-        scheduler_g, scheduler_d: optional partial LR schedulers, stepped once per epoch.
-        n_critic: discriminator updates per generator update.
-        ema_decay: if set, keep an exponential moving average of the generator and sample from it.
+        optimizers: {network attribute: partial optimizer}, called with that network's parameters.
+        schedulers: {network attribute: partial LR scheduler or None}, called with its optimizer.
+        scheduler_interval: step schedulers once per "epoch" or once per "iteration".
+        gradient_clip: {network attribute: max gradient norm}, applied after unscaling, before the step.
+        generator_name: the attribute holding the network that draws samples.
+        ema_decay: if set, keep an exponential moving average of the generating network and sample from it.
         num_fixed_samples: size of the fixed latent batch behind the sample grids.
         sample_seed: seed of the fixed latents and of the evaluation latents.
         eval_fid, eval_kid: compute FID (and KID) on validation and test.
@@ -50,13 +71,11 @@ class AdversarialModule(L.LightningModule, ABC):
 
     def __init__(
         self,
-        generator: nn.Module,
-        discriminator: nn.Module,
-        optimizer_g: Callable[..., torch.optim.Optimizer],
-        optimizer_d: Callable[..., torch.optim.Optimizer],
-        scheduler_g: Callable[..., Any] | None = None,
-        scheduler_d: Callable[..., Any] | None = None,
-        n_critic: int = 1,
+        optimizers: dict[str, Callable[..., torch.optim.Optimizer]],
+        schedulers: dict[str, Callable[..., Any] | None] | None = None,
+        scheduler_interval: str = "epoch",
+        gradient_clip: dict[str, float] | None = None,
+        generator_name: str = "generator",
         ema_decay: float | None = None,
         num_fixed_samples: int = 64,
         sample_seed: int = 1234,
@@ -68,36 +87,65 @@ class AdversarialModule(L.LightningModule, ABC):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        # Networks and partial callables are rebuilt from the Hydra config; keeping only plain
-        # values in the checkpoint lets it load with torch.load(weights_only=True).
-        self.save_hyperparameters(
-            ignore=["generator", "discriminator", "optimizer_g", "optimizer_d", "scheduler_g", "scheduler_d"]
-        )
-        self.generator, self.discriminator = generator, discriminator
-        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
-        self.scheduler_g, self.scheduler_d = scheduler_g, scheduler_d
-        self.ema = None
-        if ema_decay:
-            self.ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-            self.ema.requires_grad_(False)
-        self.latent_dim = getattr(generator, "latent_dim", None)
-        if self.latent_dim:
-            seeded = torch.Generator().manual_seed(sample_seed)
-            self.register_buffer("fixed_z", torch.randn(num_fixed_samples, self.latent_dim, generator=seeded))
+        if scheduler_interval not in SCHEDULER_INTERVALS:
+            raise ValueError(f"scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}")
+        self.optimizer_factories = dict(optimizers)
+        self.scheduler_factories = {k: v for k, v in (schedulers or {}).items() if v is not None}
+        self.gradient_clip = {k: float(v) for k, v in (gradient_clip or {}).items() if v}
+        self.scheduler_interval, self.generator_name = scheduler_interval, generator_name
+        self.ema_decay, self.num_fixed_samples, self.sample_seed = ema_decay, num_fixed_samples, sample_seed
+        self.eval_fid, self.eval_kid, self.fid_antialias = eval_fid, eval_kid, fid_antialias
+        self.kid_subset_size, self.channels_last = kid_subset_size, channels_last
+        self.ema: AveragedModel | None = None
+        # Progress in the project's units: Lightning's global_step counts optimizer steps (two or
+        # more per iteration here). Both are saved in checkpoints (`on_save_checkpoint`).
+        self.iteration, self.images_seen = 0, 0
         # Plain dicts, not submodules: the 87 MB Inception weights stay out of every checkpoint.
         self._distances: dict[str, dict[str, FeatureDistances]] = {}  # stage -> stream -> FID/KID
         self._collect_real: dict[str, bool] = {}
+        self._eval_batches: dict[str, int] = {}
         self._eval_latents: Tensor | None = None
         self._last_losses: dict[str, Tensor] = {}
+        self._optimizer_names: dict[int, str] = {}
+
+    def setup_sampling(self) -> None:
+        """Call at the end of a subclass's __init__, once its networks exist: the EMA copy and the
+        fixed grid latents (with their conditions) depend on the generating network."""
+        generator = self.generating_network
+        if self.ema_decay:
+            # Parameters only: batch-norm statistics (and num_batches_tracked) are copied, not averaged.
+            self.ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=False)
+            self.ema.requires_grad_(False)
+        self.latent_dim = getattr(generator, "latent_dim", None)
+        if self.latent_dim:
+            seeded = torch.Generator().manual_seed(self.sample_seed)
+            self.register_buffer("fixed_z", torch.randn(self.num_fixed_samples, self.latent_dim, generator=seeded))
+            condition = self.grid_conditions(self.num_fixed_samples)
+            if condition is not None:
+                self.register_buffer("fixed_condition", condition)
+
+    @property
+    def generating_network(self) -> nn.Module:
+        return getattr(self, self.generator_name)
 
     # -- the pieces a model states ----------------------------------------------------------
     @abstractmethod
-    def discriminator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """The discriminator's loss on a real batch, and statistics to log (e.g. D(x), D(G(z)))."""
+    def updates(self) -> list[Update]:
+        """The optimizer steps of one training iteration, in order."""
 
-    @abstractmethod
-    def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """The generator's loss for a batch, and statistics to log."""
+    # -- conditions: class labels, text embeddings, low-resolution images -----------------------
+    def condition_of(self, batch: dict[str, Tensor]) -> Tensor | None:
+        """The condition of each real item of a batch (None for unconditional models). Evaluation
+        generates image i with the condition of real image i, so both sets have the same mix."""
+        return None
+
+    def sample_condition(self, n: int) -> Tensor | None:
+        """n conditions for new samples when none are given (None for unconditional models)."""
+        return None
+
+    def grid_conditions(self, n: int) -> Tensor | None:
+        """The conditions of the fixed grid latents (None for unconditional models)."""
+        return None
 
     # -- sampling -----------------------------------------------------------------------------
     def sample_latent(self, n: int) -> Tensor:
@@ -105,87 +153,160 @@ class AdversarialModule(L.LightningModule, ABC):
 
     @property
     def sampler(self) -> nn.Module:
-        """The network used for samples and evaluation: the EMA generator if kept."""
-        return self.ema.module if self.ema is not None else self.generator
+        """The network used for samples and evaluation: the EMA copy if kept."""
+        return self.ema.module if self.ema is not None else self.generating_network
+
+    def synthesize(self, network: nn.Module, z: Tensor, condition: Tensor | None) -> Tensor:
+        """network's images for latents z (and conditions); a model whose network takes other
+        inputs (a VAE's decoder, a super-resolution net) overrides this."""
+        return network(z) if condition is None else network(z, condition)
 
     @torch.no_grad()
-    def generate_from(self, z: Tensor) -> Tensor:
-        """Images in [-1, 1] for latents z, from the sampler in eval mode (batch-norm running stats)."""
+    def generate_from(self, z: Tensor, condition: Tensor | None = None) -> Tensor:
+        """Images in [-1, 1] for latents z (and conditions), from the sampler in eval mode."""
         sampler = self.sampler
         was_training = sampler.training
         sampler.eval()
         try:
-            return sampler(z.to(self.device)).float()
+            condition = None if condition is None else condition.to(self.device)
+            return self.synthesize(sampler, z.to(self.device), condition).float()
         finally:
             sampler.train(was_training)
 
-    def generate(self, n: int) -> Tensor:
-        """n new images in [-1, 1]."""
-        return self.generate_from(self.sample_latent(n))
+    def generate(self, n: int, condition: Tensor | None = None) -> Tensor:
+        """n new images in [-1, 1], with the given conditions or conditions drawn by the model."""
+        if condition is None:
+            condition = self.sample_condition(n)
+        return self.generate_from(self.sample_latent(n), condition)
 
     def visuals(self, nrow: int, interpolation_rows: int, interpolation_steps: int) -> dict[str, tuple[Tensor, int]]:
         """Named image batches for the sample-grid callback, with their images per row: the fixed
-        latents, and rows of z = t z1 + (1 - t) z2 between pairs of them."""
+        latents, and rows of z = t z1 + (1 - t) z2 between pairs of them (each row with the
+        condition of its first end)."""
         z = self.fixed_z
-        grids = {"samples": (self.generate_from(z), nrow)}
+        condition = getattr(self, "fixed_condition", None)
+        grids = {"samples": (self.generate_from(z, condition), nrow)}
         rows = min(interpolation_rows, len(z) // 2)
         if rows and interpolation_steps > 1:
             t = torch.linspace(0.0, 1.0, interpolation_steps, device=z.device).view(1, -1, 1)
             path = (t * z[:rows].unsqueeze(1) + (1.0 - t) * z[rows : 2 * rows].unsqueeze(1)).flatten(0, 1)
-            grids["interpolation"] = (self.generate_from(path), interpolation_steps)
+            row_condition = None if condition is None else condition[:rows].repeat_interleave(interpolation_steps, 0)
+            grids["interpolation"] = (self.generate_from(path, row_condition), interpolation_steps)
         return grids
 
-    # -- training -----------------------------------------------------------------------------
+    # -- optimizers -----------------------------------------------------------------------------
     def configure_optimizers(self):
-        optimizers = [self.optimizer_g(self.generator.parameters()), self.optimizer_d(self.discriminator.parameters())]
-        schedulers = [make(opt) for make, opt in zip((self.scheduler_g, self.scheduler_d), optimizers) if make]
+        optimizers, schedulers = [], []
+        for name, make in self.optimizer_factories.items():
+            optimizer = make(getattr(self, name).parameters())
+            self._optimizer_names[id(optimizer)] = name
+            optimizers.append(optimizer)
+            if name in self.scheduler_factories:
+                schedulers.append(self.scheduler_factories[name](optimizer))
         return optimizers, schedulers
 
+    def optimizer_of(self, network: str):
+        """The (Lightning-wrapped) optimizer of a network."""
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        return optimizers[list(self.optimizer_factories).index(network)]
+
+    def lr_schedulers(self):
+        schedulers = super().lr_schedulers()
+        return schedulers if isinstance(schedulers, list) or schedulers is None else [schedulers]
+
+    # -- progress -------------------------------------------------------------------------------
+    @property
+    def kimg(self) -> float:
+        """Thousands of real images shown to the model, over all processes (Karras et al.'s unit)."""
+        return self.images_seen / 1000.0
+
+    def batch_size_of(self, batch: dict[str, Tensor]) -> int:
+        """Real images in a training batch on this process: the first image tensor's length."""
+        return next(len(v) for v in batch.values() if isinstance(v, Tensor) and v.dim() == 4)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["progress"] = {"iteration": self.iteration, "images_seen": self.images_seen}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        progress = checkpoint.get("progress", {})
+        self.iteration, self.images_seen = int(progress.get("iteration", 0)), int(progress.get("images_seen", 0))
+
+    # -- training -----------------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        if self.hparams.channels_last:
+        if self.channels_last:
             self.to(memory_format=torch.channels_last)
 
     def on_train_batch_start(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        # All training randomness (latents, label noise, dropout) follows from (seed, epoch, rank):
-        # ranks draw different noise, and a run resumed from an epoch-end checkpoint continues
-        # exactly as the uninterrupted run would have. Seeded at the first batch, after Lightning
-        # has built the epoch's data iterator (which draws from the global generator).
-        if batch_idx != 0:
-            return
+        # All training randomness (latents, label noise, dropout) follows from (seed, iteration,
+        # rank): ranks draw different noise, and a run resumed from any checkpoint continues as the
+        # uninterrupted run would. Seeded here, after Lightning has built the epoch's data iterator.
         base = int(os.environ.get("PL_GLOBAL_SEED", "0"))
-        torch.manual_seed((base * 1_000_003 + self.current_epoch * 1_009 + self.global_rank) % 2**63)
+        torch.manual_seed((base * 1_000_003 + self.iteration * 1_009 + self.global_rank) % 2**63)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        """Goodfellow et al. 2014, Algorithm 1: n_critic discriminator updates, then one generator update."""
+        """One iteration: the model's updates in order, then the EMA and the progress counters."""
         batch = self.prepare_batch(batch)
-        opt_g, opt_d = self.optimizers()
-        self.adversarial_update(opt_d, self.discriminator, self.discriminator_loss, batch, "d")
-        if (batch_idx + 1) % self.hparams.n_critic == 0:
-            self.adversarial_update(opt_g, self.generator, self.generator_loss, batch, "g")
-            if self.ema is not None:
-                self.ema.update_parameters(self.generator)
+        generator_stepped = False
+        for update in self.updates():
+            if (self.iteration + 1) % update.every == 0:
+                self.optimization_step(update, batch)
+                generator_stepped |= update.network == self.generator_name
+        if self.ema is not None and generator_stepped:
+            self.update_ema()
+        self.iteration += 1
+        self.images_seen += self.batch_size_of(batch) * self.trainer.world_size
+        if self.scheduler_interval == "iteration":
+            for scheduler in self.lr_schedulers() or []:
+                scheduler.step()
+        if self._log_this_step:
+            self._check_finite()
+            self.log_dict({"train/kimg": self.kimg, "train/iteration": float(self.iteration)})
 
     def prepare_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The training batch, its images NHWC if `channels_last`."""
-        if not self.hparams.channels_last:
+        """The training batch, its images NHWC if `channels_last`; models add what their updates share."""
+        if not self.channels_last:
             return batch
         return {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
 
-    def adversarial_update(self, optimizer, network: nn.Module, loss_fn: LossFn, batch, name: str) -> Tensor:
-        """One optimizer step on `loss_fn(batch)`, with only `optimizer`'s parameters requiring grad."""
+    def optimization_step(self, update: Update, batch: dict[str, Tensor]) -> Tensor:
+        """One optimizer step on `update.loss(batch)`, with only that optimizer's parameters requiring grad."""
+        optimizer = self.optimizer_of(update.network)
         with self.toggled_optimizer(optimizer):
-            loss, stats = loss_fn(batch)
+            loss, stats = update.loss(batch)
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            optimizer.step()
-        self._last_losses[name] = loss.detach()
+            optimizer.step()  # gradient clipping and the norm: `on_before_optimizer_step`
+        self.after_step(update.network)
+        self._last_losses[update.name] = loss.detach()
         if self._log_this_step:
-            self._check_finite()
-            # After step(): Lightning has unscaled fp16 gradients by then, so the norm is true.
-            grads = [p.grad for p in network.parameters() if p.grad is not None]
-            stats = {f"{name}_loss": loss, f"grad_norm_{name}": torch.nn.utils.get_total_norm(grads), **stats}
+            stats = {f"{update.name}_loss": loss, **stats}
             self.log_dict({f"train/{k}": v.detach().float() for k, v in stats.items()}, prog_bar=False)
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Lightning calls this inside optimizer.step(), after unscaling fp16 gradients: the norm is
+        # the true one, and clipping acts on true gradients.
+        name = self._optimizer_names.get(id(optimizer))
+        if name is None:
+            return
+        if self._log_this_step:
+            grads = [p.grad for p in getattr(self, name).parameters() if p.grad is not None]
+            if grads:
+                short = next((u.name for u in self.updates() if u.network == name), name)
+                self.log(f"train/grad_norm_{short}", torch.nn.utils.get_total_norm(grads).float())
+        if name in self.gradient_clip:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip[name], gradient_clip_algorithm="norm")
+
+    def after_step(self, network: str) -> None:
+        """Called after each optimizer step of `network` (e.g. WGAN's weight clipping of the critic)."""
+
+    def update_ema(self) -> None:
+        """Average the generating network's parameters into the EMA copy; copy its buffers (batch-norm
+        running statistics are statistics of the current network, not quantities to average)."""
+        self.ema.update_parameters(self.generating_network)
+        for ema_buffer, buffer in zip(self.ema.module.buffers(), self.generating_network.buffers()):
+            ema_buffer.copy_(buffer)
 
     @property
     def _log_this_step(self) -> bool:
@@ -194,36 +315,50 @@ class AdversarialModule(L.LightningModule, ABC):
         return self.trainer._logger_connector.should_update_logs
 
     def _check_finite(self) -> None:
+        """Stop every process when a loss on any process is NaN/inf (a collective call under DDP:
+        one process raising alone would leave the others waiting forever). Every process raises
+        the same message, naming the loss and the process where it turned."""
         bad = {k: float(v) for k, v in self._last_losses.items() if not torch.isfinite(v).all()}
-        if bad:
-            name, value = next(iter(bad.items()))
-            ckpt = getattr(self.trainer.checkpoint_callback, "dirpath", None)
-            raise NonFiniteLossError(
-                f"{name}_loss became {value} at step {self.global_step}: training stopped; the last good checkpoint "
-                f"is in {ckpt or 'the run dir'}. Lower the learning rate or resume from it with ckpt_path=..."
-            )
+        if not self.trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
+            return
+        rank, where = self.global_rank, ""
+        if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
+            reports = [None] * self.trainer.world_size
+            dist.all_gather_object(reports, bad)
+            rank, bad = next((r, report) for r, report in enumerate(reports) if report)
+            where = f" on process {rank}"
+        name, value = next(iter(bad.items()))
+        ckpt = getattr(self.trainer.checkpoint_callback, "dirpath", None)
+        raise NonFiniteLossError(
+            f"{name}_loss became {value}{where} at iteration {self.iteration}: training stopped; the last good "
+            f"checkpoint is in {ckpt or 'the run dir'}. Lower the learning rate or resume from it with ckpt_path=..."
+        )
 
     def on_train_epoch_end(self) -> None:
         self._check_finite()
-        for scheduler in self.lr_schedulers() or []:
-            scheduler.step()
-
-    def lr_schedulers(self):
-        schedulers = super().lr_schedulers()
-        return schedulers if isinstance(schedulers, list) or schedulers is None else [schedulers]
+        if self.scheduler_interval == "epoch":
+            for scheduler in self.lr_schedulers() or []:
+                scheduler.step()
 
     # -- evaluation: FID/KID against the data module's validation or test images ----------------
     def evaluation_pairs(self, batch: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
         """{stream: (real images, generated images)} for an evaluation batch; each stream gets its
         own FID (`fid` for the stream "", `fid_<name>` otherwise, and `fid` as their mean).
 
-        Here, for unconditional models: latent i is fixed for evaluation image i, so every process
-        and every run scores the same latents. Image-to-image models return one stream per direction.
+        Here, for latent models: latent i is fixed for evaluation image i, so every process and
+        every run scores the same latents, and generated image i takes the condition of real image
+        i. Image-to-image models return one stream per direction.
         """
-        return {"": (batch["image"], self.generate_from(self._eval_latents[batch["index"]]))}
+        z = self._eval_latents[batch["index"]]
+        return {"": (batch["image"], self.generate_from(z, self.condition_of(batch)))}
+
+    def prepare_evaluation(self, batch: dict[str, Tensor]) -> None:
+        """Work an evaluation batch's metrics share, done at the run's precision before the metrics
+        (e.g. translations cached in the batch); nothing here."""
 
     def evaluate_batch_extra(self, batch: dict[str, Tensor], prefix: str) -> None:
-        """Further metrics of an evaluation batch (e.g. PSNR against a ground truth); none here."""
+        """Further metrics of an evaluation batch (e.g. PSNR against a ground truth); none here.
+        Runs with autocast off, so metrics are float32 under every precision."""
 
     def on_validation_epoch_start(self) -> None:
         self._start_evaluation("validate")
@@ -244,16 +379,17 @@ class AdversarialModule(L.LightningModule, ABC):
         self._finish_evaluation("test", "test")
 
     def _evaluating(self) -> bool:
-        return self.hparams.eval_fid and not self.trainer.sanity_checking
+        return self.eval_fid and not self.trainer.sanity_checking
 
     def _start_evaluation(self, stage: str) -> None:
         if self._last_losses:
             self._check_finite()
         self._broadcast_buffers()
+        self._eval_batches[stage] = 0
         if self.latent_dim:
             n = self.trainer.datamodule.eval_size(stage)
             if self._eval_latents is None or len(self._eval_latents) != n:
-                seeded = torch.Generator().manual_seed(self.hparams.sample_seed + 1)
+                seeded = torch.Generator().manual_seed(self.sample_seed + 1)
                 self._eval_latents = torch.randn(n, self.latent_dim, generator=seeded)
             self._eval_latents = self._eval_latents.to(self.device)
         for distances in self._distances.get(stage, {}).values():
@@ -264,11 +400,10 @@ class AdversarialModule(L.LightningModule, ABC):
         streams = self._distances.setdefault(stage, {})
         if stream not in streams:
             inception = next((d.inception for s in self._distances.values() for d in s.values()), None)
-            distances = FeatureDistances(
-                self.hparams.fid_antialias, self.hparams.eval_kid, self.hparams.kid_subset_size, inception
-            ).to(self.device)
+            distances = FeatureDistances(self.fid_antialias, self.eval_kid, self.kid_subset_size, inception)
+            distances = distances.to(self.device)
             key = self._reference_key(stage, stream)
-            self._collect_real[key] = not distances.load_real(key, self.global_rank)
+            self._collect_real[key] = not distances.load_real(key)  # collective: rank 0 decides
             streams[stream] = distances
         return streams[stream]
 
@@ -279,44 +414,55 @@ class AdversarialModule(L.LightningModule, ABC):
     def _evaluate_batch(self, batch: dict[str, Tensor], stage: str, prefix: str) -> None:
         if self.trainer.sanity_checking:
             return
-        if self.hparams.eval_fid:
-            for stream, (reals, fakes) in self.evaluation_pairs(batch).items():
+        self._eval_batches[stage] = self._eval_batches.get(stage, 0) + 1
+        # Generated at the run's precision; the metrics below run in float32.
+        self.prepare_evaluation(batch)
+        pairs = self.evaluation_pairs(batch) if self.eval_fid else {}
+        with float32_metrics(self.device):
+            for stream, (reals, fakes) in pairs.items():
                 distances = self._stream_distances(stage, stream)
                 if self._collect_real[self._reference_key(stage, stream)]:
                     distances.update(to_uint8(reals), real=True)
                 distances.update(to_uint8(fakes), real=False)
-        self.evaluate_batch_extra(batch, prefix)  # cheap metrics run with or without FID
+            self.evaluate_batch_extra(batch, prefix)  # cheap metrics run with or without FID
+
+    def _evaluation_complete(self, stage: str) -> bool:
+        """Whether every process saw every batch of its evaluation loader (limit_val_batches and
+        friends cut it short): only a complete reference set is cached."""
+        loader = self.trainer.val_dataloaders if stage == "validate" else self.trainer.test_dataloaders
+        complete = loader is not None and self._eval_batches.get(stage, 0) == len(loader)
+        return self.trainer.strategy.reduce_boolean_decision(complete, all=True)
 
     def _finish_evaluation(self, stage: str, prefix: str) -> None:
         if not self._evaluating():
             return
-        expected = self.trainer.datamodule.eval_size(stage)
+        complete = self._evaluation_complete(stage)
         fids = []
         for stream, distances in list(self._distances.get(stage, {}).items()):
             key = self._reference_key(stage, stream)
             n_real, n_fake = distances.synced_counts()
             if self._collect_real[key]:
-                # Cache only a complete reference set (limit_val_batches may have cut it short).
-                if n_real == expected:
+                if complete:
                     distances.save_real(key)
                     self._collect_real[key] = False
                 else:
                     distances.discard_collected_real()
                     del self._distances[stage][stream]  # an incomplete reference set is not reused
-            scores = distances.compute()
+            with float32_metrics(self.device):
+                scores = distances.compute()
             distances.reset()
             suffix = f"_{stream}" if stream else ""
+            scores["fid_samples"] = torch.tensor(float(n_fake), device=self.device)  # each stream names its count
             self.log_dict({f"{prefix}/{k}{suffix}": v for k, v in scores.items()}, sync_dist=True)
             fids.append(scores["fid"])
             if self.global_rank == 0:
                 log.info(
                     f"{prefix}/fid{suffix} = {float(scores['fid']):.3f} ({n_fake} generated vs {n_real} real "
-                    f"{stage} images, Inception 2015-12-05, {distances.protocol} resize) at step {self.global_step}"
+                    f"{stage} images, Inception 2015-12-05, float32, {distances.protocol} resize) "
+                    f"at iteration {self.iteration} ({self.kimg:.1f} kimg)"
                 )
         if len(fids) > 1:
             self.log(f"{prefix}/fid", torch.stack(fids).mean(), sync_dist=True)
-        if fids:
-            self.log(f"{prefix}/fid_samples", float(n_fake), sync_dist=True)
 
     def _broadcast_buffers(self) -> None:
         # DDP keeps batch-norm running statistics per process; give every process rank 0's, so
@@ -324,3 +470,69 @@ class AdversarialModule(L.LightningModule, ABC):
         if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
             for buffer in self.buffers():
                 dist.broadcast(buffer, src=0)
+
+
+class AdversarialModule(GenerativeModule):
+    """A generator and a discriminator, trained in turns: `n_critic` discriminator updates per
+    generator update. A model states `discriminator_loss(batch)` and `generator_loss(batch)`.
+
+    Args (besides `GenerativeModule`'s):
+        generator, discriminator: the networks (`_target_` configs, built by Hydra).
+        optimizer_g, optimizer_d: partial optimizers (`_partial_: true`), called with parameters.
+        scheduler_g, scheduler_d: optional partial LR schedulers (stepped per `scheduler_interval`).
+        n_critic: discriminator updates per generator update.
+        gradient_clip_g, gradient_clip_d: optional max gradient norms of each network.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        optimizer_g: Callable[..., torch.optim.Optimizer],
+        optimizer_d: Callable[..., torch.optim.Optimizer],
+        scheduler_g: Callable[..., Any] | None = None,
+        scheduler_d: Callable[..., Any] | None = None,
+        n_critic: int = 1,
+        gradient_clip_g: float | None = None,
+        gradient_clip_d: float | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            optimizers={"generator": optimizer_g, "discriminator": optimizer_d},
+            schedulers={"generator": scheduler_g, "discriminator": scheduler_d},
+            gradient_clip={"generator": gradient_clip_g, "discriminator": gradient_clip_d},
+            **kwargs,
+        )
+        if not isinstance(n_critic, int) or n_critic < 1:
+            raise ValueError(f"n_critic must be a positive integer, got {n_critic!r}")
+        # Networks and partial callables are rebuilt from the Hydra config; keeping only plain
+        # values in the checkpoint lets it load with torch.load(weights_only=True).
+        self.save_hyperparameters(
+            ignore=["generator", "discriminator", "optimizer_g", "optimizer_d", "scheduler_g", "scheduler_d"]
+        )
+        self.generator, self.discriminator = generator, discriminator
+        self.n_critic = n_critic
+        self.setup_sampling()
+
+    @abstractmethod
+    def discriminator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The discriminator's loss on a real batch, and statistics to log (e.g. D(x), D(G(z)))."""
+
+    @abstractmethod
+    def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The generator's loss for a batch, and statistics to log."""
+
+    def updates(self) -> list[Update]:
+        """Goodfellow et al. 2014, Algorithm 1: the discriminator's step(s), then the generator's."""
+        return [
+            Update("d", "discriminator", self.discriminator_loss),
+            Update("g", "generator", self.generator_loss, every=self.n_critic),
+        ]
+
+
+@contextmanager
+def float32_metrics(device: torch.device) -> Iterator[None]:
+    """Autocast off: Inception, PSNR and SSIM compute in float32 under every trainer precision, so
+    in-loop metrics equal the float32 numbers and match cached float32 reference features."""
+    with torch.autocast(device_type=device.type, enabled=False):
+        yield

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError
 
 from gans import losses
+from gans.models.base import Update
 from gans.models.image_pool import ImagePool
 from gans.models.translation import ImageToImageModule
 
@@ -59,7 +60,7 @@ class CycleGAN(ImageToImageModule):
                 "CycleGAN needs generator = ModuleDict {A2B, B2A} and discriminator = ModuleDict {A, B}, got "
                 f"{sorted(self.generator.keys())} and {sorted(self.discriminator.keys())}"
             )
-        if self.hparams.n_critic != 1:
+        if self.n_critic != 1:
             raise ValueError(
                 "CycleGAN updates the generators and discriminators once each per step: n_critic must be 1"
             )
@@ -71,16 +72,11 @@ class CycleGAN(ImageToImageModule):
         )
 
     # -- training ---------------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def updates(self) -> list[Update]:
         """One iteration of the authors' training loop: translate both ways and update G and F on
         the full objective, the discriminators fixed; then update D_A and D_B, G and F fixed, on
         the translations through the image pools."""
-        batch = self.prepare_batch(batch)
-        opt_g, opt_d = self.optimizers()
-        self.adversarial_update(opt_g, self.generator, self.generator_loss, batch, "g")  # adds fake_A, fake_B
-        self.adversarial_update(opt_d, self.discriminator, self.discriminator_loss, batch, "d")
-        if self.ema is not None:
-            self.ema.update_parameters(self.generator)
+        return [Update("g", "generator", self.generator_loss), Update("d", "discriminator", self.discriminator_loss)]
 
     def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Eq. 3 for G and F, plus the identity loss; stores the (detached) translations in
@@ -122,26 +118,44 @@ class CycleGAN(ImageToImageModule):
 
     # -- evaluation -------------------------------------------------------------------------------
     def _translations(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """(G(a), F(b)) of an evaluation batch, computed once and kept in the batch."""
+        """(G(a), F(b)) of an evaluation batch, for the images that exist, computed once and kept.
+
+        The test sets of the two domains differ in size (horse2zebra: 120 horses, 140 zebras), so
+        evaluation item i holds A[i] and B[i] only where "has_A" / "has_B" say so; the stand-ins
+        past the end of the smaller set are neither translated nor scored. The existing images go
+        to batch["eval_real_A"] and batch["eval_real_B"]."""
         if "eval_fake_B" not in batch:
-            batch["eval_fake_B"] = self.translate(self.sampler["A2B"], batch["A"])
-            batch["eval_fake_A"] = self.translate(self.sampler["B2A"], batch["B"])
+            for domain in "AB":
+                present = batch.get(f"has_{domain}")
+                batch[f"eval_real_{domain}"] = batch[domain] if present is None else batch[domain][present]
+            # A batch past the end of one domain has no image of it: an empty stream, no network call.
+            for fake, network, real in (("eval_fake_B", "A2B", "eval_real_A"), ("eval_fake_A", "B2A", "eval_real_B")):
+                images = batch[real]
+                batch[fake] = self.translate(self.sampler[network], images) if len(images) else images.float()
         return batch["eval_fake_B"], batch["eval_fake_A"]
 
     def evaluation_pairs(self, batch: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
-        """FID per direction: G(a) against the B images, F(b) against the A images."""
+        """FID per direction over every test image of each domain: G(A images) against the B
+        images (stream "A2B"), F(B images) against the A images ("B2A"); the two tensors of a
+        stream may differ in length."""
         fake_B, fake_A = self._translations(batch)
-        return {"A2B": (batch["B"], fake_B), "B2A": (batch["A"], fake_A)}
+        return {"A2B": (batch["eval_real_B"], fake_B), "B2A": (batch["eval_real_A"], fake_A)}
 
     def evaluate_batch_extra(self, batch: dict[str, Tensor], prefix: str) -> None:
         """With aligned evaluation pairs (the data module's `aligned_eval`: B[i] is the true
-        translation of A[i]), the mean absolute error of each translation on [-1, 1]."""
+        translation of A[i]), the mean absolute error of each translation on [-1, 1], over the
+        items where both images exist."""
         if not getattr(self.trainer.datamodule, "aligned_eval", False):
             return
         fake_B, fake_A = self._translations(batch)
+        real_A, real_B = batch["A"].float(), batch["B"].float()
+        has_A, has_B = batch.get("has_A"), batch.get("has_B")
+        if has_A is not None and has_B is not None:  # keep the items with both images
+            both = has_A & has_B
+            fake_B, fake_A, real_A, real_B = fake_B[both[has_A]], fake_A[both[has_B]], real_A[both], real_B[both]
         metrics = self.eval_l1[prefix]
-        metrics["A2B"].update(fake_B, batch["B"].float())
-        metrics["B2A"].update(fake_A, batch["A"].float())
+        metrics["A2B"].update(fake_B, real_B)
+        metrics["B2A"].update(fake_A, real_A)
         for direction, metric in metrics.items():
             self.log(f"{prefix}/l1_{direction}", metric, on_step=False, on_epoch=True)
 

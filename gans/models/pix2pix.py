@@ -22,6 +22,7 @@ from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from gans import losses
 from gans.models.translation import ImageToImageModule
+from gans.nets.unet import depends_on_batch_at_test
 
 PREFIXES = ("val", "test")
 
@@ -56,16 +57,11 @@ class Pix2Pix(ImageToImageModule):
         return self.discriminator(torch.cat([inputs, outputs], dim=1))
 
     # -- training ---------------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        """G(a) once per step, as the authors' code: D learns on it detached, then G through it."""
-        batch = self.prepare_batch(batch)
-        opt_g, opt_d = self.optimizers()
-        batch["fake_B"] = self.generator(batch["A"])
-        self.adversarial_update(opt_d, self.discriminator, self.discriminator_loss, batch, "d")
-        if (batch_idx + 1) % self.hparams.n_critic == 0:
-            self.adversarial_update(opt_g, self.generator, self.generator_loss, batch, "g")
-            if self.ema is not None:
-                self.ema.update_parameters(self.generator)
+    def prepare_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """G(a) once per iteration, as the authors' code: D learns on it detached, then G through it
+        (the base's updates: D, then G every `n_critic` iterations)."""
+        batch = super().prepare_batch(batch)
+        return {**batch, "fake_B": self.generator(batch["A"])}
 
     def _fake(self, batch: dict[str, Tensor]) -> Tensor:
         return batch["fake_B"] if "fake_B" in batch else self.generator(batch["A"])
@@ -89,10 +85,41 @@ class Pix2Pix(ImageToImageModule):
         return adversarial + self.lambda_l1 * l1, {"gan_loss": adversarial, "l1_loss": l1}
 
     # -- evaluation -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def translate_each(self, images: Tensor, index: Tensor | None = None) -> Tensor:
+        """G(a) of evaluation images (eval mode, float32), each image run alone when G's output
+        depends on its batch: batch norm with the test batch's statistics (`batch_stats_at_test`,
+        Isola et al. 2017 sec. 3.3) or dropout at test time.
+
+        One image at a time is the authors' test protocol (their test scripts fix the batch size
+        to 1, whatever the training batch) and how facades trains (batch 1), so an image is
+        normalised with its own statistics. Its translation then does not depend on the
+        evaluation batch size, on which images share its batch, nor on how DDP shards the set.
+        Its dropout noise is drawn from a seed of (`sample_seed`, the image's index in its
+        evaluation set): the same sample in every run, process and batching, as the fixed
+        evaluation latents of the unconditional models; the training's random stream is restored.
+        """
+        network = self.sampler
+        if not depends_on_batch_at_test(network):
+            return self.translate(network, images)
+        index = torch.arange(len(images)) if index is None else index
+        cuda = []  # the generator of the evaluating device, forked and seeded with the CPU's
+        if self.device.type == "cuda":
+            cuda = [torch.cuda.current_device() if self.device.index is None else self.device.index]
+        with torch.random.fork_rng(devices=cuda):
+            translations = []
+            for image, i in zip(images.split(1), index.tolist(), strict=True):
+                seed = (self.sample_seed * 1_000_003 + i) % 2**63
+                torch.default_generator.manual_seed(seed)
+                for device in cuda:
+                    torch.cuda.default_generators[device].manual_seed(seed)
+                translations.append(self.translate(network, image))
+        return torch.cat(translations)
+
     def _translation(self, batch: dict[str, Tensor]) -> Tensor:
         """G(a) of an evaluation batch, computed once (one dropout sample for FID and metrics)."""
         if "eval_fake_B" not in batch:
-            batch["eval_fake_B"] = self.translate(self.sampler, batch["A"])
+            batch["eval_fake_B"] = self.translate_each(batch["A"], batch.get("index"))
         return batch["eval_fake_B"]
 
     def evaluation_pairs(self, batch: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
@@ -111,5 +138,6 @@ class Pix2Pix(ImageToImageModule):
             self.log(f"{prefix}/{name}", metric, on_step=False, on_epoch=True)
 
     def translation_visuals(self, batch: dict[str, Tensor]) -> dict[str, tuple[Tensor, int]]:
-        """Rows of input | translation | target."""
-        return {"A2B": self.rows(batch["A"], self.translate(self.sampler, batch["A"]), batch["B"])}
+        """Rows of input | translation | target; the translation is the one evaluation scores
+        (`translate_each`, with the items' validation indices)."""
+        return {"A2B": self.rows(batch["A"], self._translation(batch), batch["B"])}

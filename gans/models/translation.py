@@ -36,6 +36,11 @@ class ImageToImageModule(AdversarialModule):
         finally:
             network.train(was_training)
 
+    def prepare_evaluation(self, batch: dict[str, Tensor]) -> None:
+        """Translate at the run's precision whether or not FID is computed: the error metrics read
+        the same cached translations (`evaluation_pairs` stores them in the batch)."""
+        self.evaluation_pairs(batch)
+
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._keep_fixed_batch(batch)
         super().validation_step(batch, batch_idx)
@@ -43,8 +48,10 @@ class ImageToImageModule(AdversarialModule):
     # -- sample grids -----------------------------------------------------------------------------
     def _keep_fixed_batch(self, batch: dict[str, Tensor]) -> None:
         if self._fixed_batch is None:
-            n = self.hparams.num_fixed_samples
-            self._fixed_batch = {k: batch[k][:n].detach().clone() for k in ("A", "B")}
+            n = self.num_fixed_samples
+            # The items' indices too: a model may draw an item's evaluation noise from its index.
+            keys = [k for k in ("A", "B", "index") if k in batch]
+            self._fixed_batch = {k: torch.as_tensor(batch[k])[:n].detach().clone() for k in keys}
 
     def fixed_batch(self, n: int) -> dict[str, Tensor] | None:
         """The first n kept validation items, on the module's device; taken from the data module's

@@ -1,18 +1,34 @@
 """DCGAN networks (Radford, Metz & Chintala 2016, "Unsupervised Representation Learning with Deep
-Convolutional Generative Adversarial Networks"), parametrised by resolution and width.
+Convolutional Generative Adversarial Networks"), parametrised by resolution, width and the few
+choices on which the paper, its authors' code and the course lecture differ.
 
 The image side is halved until it is odd or 4: that many stride-2 stages. At 64x64 with
-`width=64` this is the lecture's architecture: z -> dense 4x4x1024 -> transposed convs
-512/256/128/3 (5x5, stride 2, batch norm, LeakyReLU 0.2, tanh out) and a discriminator of 5x5
-stride-2 convs 64/128/256/512 -> dense logit. At 28x28 (Fashion-MNIST) the same design gives
-dense 7x7x256 -> 128 -> 1 and a 64/128 discriminator.
+`width=64`: z -> dense 4x4x1024 -> transposed convolutions 512/256/128/3 (stride 2, batch norm,
+tanh out) and a discriminator of stride-2 convolutions 64/128/256/512 -> dense logit. At 28x28
+(Fashion-MNIST) the same design gives dense 7x7x256 -> 128 -> 1 and a 64/128 discriminator.
+
+The choices (the defaults are `conf/model/dcgan.yaml`'s; `dcgan_paper.yaml` and
+`dcgan_lecture.yaml` set the two references):
+
+| argument | default | paper (sec. 3; the authors' code) | lecture (tf.keras code) |
+|---|---|---|---|
+| G `kernel_size` | 5 | 5 | 4 |
+| G `activation` | leaky_relu (0.2) | relu | leaky_relu (0.2) |
+| G `project_batch_norm` (after the dense layer) | yes | yes | no |
+| D `kernel_size` | 5 | 5 | 5 |
+| D `input_batch_norm` (after the first convolution) | no | no (sec. 3) | yes |
+| D `width` | 64 | 128 in the code (ndf) | 64 |
+| `bias_with_batch_norm` (a bias before batch norm too) | no | no | yes (Keras' default) |
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
+from gans.errors import GansError
 from gans.nets.init import dcgan_init
+
+ACTIVATIONS = ("relu", "leaky_relu")
 
 
 def stride2_stages(image_size: int) -> tuple[int, int]:
@@ -28,28 +44,78 @@ def stride2_stages(image_size: int) -> tuple[int, int]:
     return stages, side
 
 
+def same_padding(kernel_size: int) -> int:
+    """Padding of a stride-2 convolution that halves an even side (and of the transposed one that
+    doubles it, with `2 + 2p - k` output padding): Keras' 'same' for even kernels. For odd kernels
+    Keras pads one pixel less before than after; here both sides get (k - 1) / 2, which samples
+    the same grid shifted by one pixel."""
+    if kernel_size < 2:
+        raise ValueError(f"kernel_size must be at least 2 for a stride-2 layer, got {kernel_size}")
+    return (kernel_size - 1) // 2
+
+
+def generator_activation(activation: str, slope: float) -> nn.Module:
+    """The generator's hidden activation: the paper's ReLU or the lecture's LeakyReLU(slope)."""
+    if activation == "relu":
+        return nn.ReLU(inplace=True)
+    if activation == "leaky_relu":
+        return nn.LeakyReLU(slope, inplace=True)
+    raise GansError(f"model.generator.activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+
+
 class Generator(nn.Module):
-    """z (N, latent_dim) -> images (N, channels, image_size, image_size) in [-1, 1]."""
+    """z (N, latent_dim) -> images (N, channels, image_size, image_size) in [-1, 1].
+
+    Args:
+        latent_dim, image_size, channels: z's size and the images'.
+        width: half the filters of the last hidden layer (64: 1024-512-256-128 at 64x64).
+        kernel_size: of the transposed convolutions (paper 5, lecture 4).
+        activation: "relu" (Radford et al. 2016, sec. 3: "ReLU activation in generator for all
+            layers except for the output") or "leaky_relu" (the lecture's, slope `slope`).
+        slope: the LeakyReLU's slope for negative inputs (0.2).
+        project_batch_norm: batch norm after the dense projection of z (the paper's code does;
+            the lecture's goes straight from the dense layer to its activation).
+        bias_with_batch_norm: layers followed by batch norm keep a bias too. It is redundant
+            (batch norm's shift replaces it) but Keras layers have one by default, so the
+            lecture's network has it; the paper's code has none.
+    """
 
     def __init__(
-        self, latent_dim: int = 100, image_size: int = 64, channels: int = 3, width: int = 64, slope: float = 0.2
+        self,
+        latent_dim: int = 100,
+        image_size: int = 64,
+        channels: int = 3,
+        width: int = 64,
+        kernel_size: int = 5,
+        activation: str = "leaky_relu",
+        slope: float = 0.2,
+        project_batch_norm: bool = True,
+        bias_with_batch_norm: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim, self.image_size, self.channels = latent_dim, image_size, channels
         stages, side = stride2_stages(image_size)
         widths = [width * 2 ** (stages - i) for i in range(stages)]  # e.g. 1024, 512, 256, 128
         self.base_shape = (widths[0], side, side)
-        self.project = nn.Sequential(
-            nn.Linear(latent_dim, widths[0] * side * side, bias=False),
+        project: list[nn.Module] = [
+            nn.Linear(latent_dim, widths[0] * side * side, bias=bias_with_batch_norm or not project_batch_norm),
+            # Channels first; Keras' Reshape((4, 4, 1024)) is channels last: a fixed permutation
+            # of the dense layer's outputs, the same function class and parameter count.
             nn.Unflatten(1, self.base_shape),
-            nn.BatchNorm2d(widths[0]),
-            nn.LeakyReLU(slope, inplace=True),
-        )
-        blocks = []
+        ]
+        if project_batch_norm:
+            project.append(nn.BatchNorm2d(widths[0]))
+        project.append(generator_activation(activation, slope))
+        self.project = nn.Sequential(*project)
+        blocks: list[nn.Module] = []
         for w_in, w_out in zip(widths[:-1], widths[1:]):
-            blocks += [_upsample(w_in, w_out, bias=False), nn.BatchNorm2d(w_out), nn.LeakyReLU(slope, inplace=True)]
+            blocks += [
+                _upsample(w_in, w_out, kernel_size, bias=bias_with_batch_norm),
+                nn.BatchNorm2d(w_out),
+                generator_activation(activation, slope),
+            ]
         # No batch norm on the output layer (Radford et al. 2016, sec. 3).
-        blocks += [_upsample(widths[-1], channels, bias=True), nn.Tanh()]
+        blocks += [_upsample(widths[-1], channels, kernel_size, bias=True), nn.Tanh()]
         self.upsample = nn.Sequential(*blocks)
         self.apply(dcgan_init)
 
@@ -58,17 +124,38 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """images (N, channels, image_size, image_size) -> logits (N,)."""
+    """images (N, channels, image_size, image_size) -> logits (N,).
 
-    def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64, slope: float = 0.2) -> None:
+    Args:
+        image_size, channels: the images'.
+        width: filters of the first convolution, doubled per stage (64: 64-128-256-512 at 64x64).
+        kernel_size: of the stride-2 convolutions (5 in the paper's code and the lecture's).
+        slope: LeakyReLU slope, "0.2 in all models" (Radford et al. 2016, sec. 4).
+        input_batch_norm: batch norm after the first convolution too (the lecture's network);
+            the paper leaves it out: "not applying batchnorm to the generator output layer and
+            the discriminator input layer" avoided sample oscillation and instability (sec. 3).
+        bias_with_batch_norm: convolutions followed by batch norm keep a bias (see `Generator`).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        channels: int = 3,
+        width: int = 64,
+        kernel_size: int = 5,
+        slope: float = 0.2,
+        input_batch_norm: bool = False,
+        bias_with_batch_norm: bool = False,
+    ) -> None:
         super().__init__()
         stages, side = stride2_stages(image_size)
         widths = [width * 2**i for i in range(stages)]  # e.g. 64, 128, 256, 512
+        padding = same_padding(kernel_size)
         layers: list[nn.Module] = []
         for i, (w_in, w_out) in enumerate(zip([channels] + widths[:-1], widths)):
-            # No batch norm on the input layer (Radford et al. 2016, sec. 3).
-            layers.append(nn.Conv2d(w_in, w_out, 5, stride=2, padding=2, bias=i == 0))
-            if i > 0:
+            norm = i > 0 or input_batch_norm
+            layers.append(nn.Conv2d(w_in, w_out, kernel_size, 2, padding, bias=bias_with_batch_norm or not norm))
+            if norm:
                 layers.append(nn.BatchNorm2d(w_out))
             layers.append(nn.LeakyReLU(slope, inplace=True))
         self.features = nn.Sequential(*layers)
@@ -79,6 +166,9 @@ class Discriminator(nn.Module):
         return self.classify(self.features(images)).squeeze(1)
 
 
-def _upsample(w_in: int, w_out: int, bias: bool) -> nn.ConvTranspose2d:
-    # 5x5 kernels as in the paper; padding 2 + output_padding 1 doubles the side exactly.
-    return nn.ConvTranspose2d(w_in, w_out, 5, stride=2, padding=2, output_padding=1, bias=bias)
+def _upsample(w_in: int, w_out: int, kernel_size: int, bias: bool) -> nn.ConvTranspose2d:
+    # Doubles the side exactly: out = 2 (in - 1) - 2 p + k + output_padding = 2 in.
+    padding = same_padding(kernel_size)
+    return nn.ConvTranspose2d(
+        w_in, w_out, kernel_size, stride=2, padding=padding, output_padding=2 + 2 * padding - kernel_size, bias=bias
+    )

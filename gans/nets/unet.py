@@ -19,7 +19,10 @@ layers of our generator at both training and test time" (sec. 3.1), and "at infe
 run the generator net in exactly the same manner as during the training phase: we apply dropout
 at test time, and we apply batch normalization using the statistics of the test batch" (sec.
 3.3). Both are kept here by default (`dropout_at_test`, `batch_stats_at_test`), so `eval()`
-changes nothing and a translation is a sample; turn them off for deterministic outputs.
+changes nothing and a translation is a sample; turn them off for deterministic outputs. With
+batch statistics, an image's translation depends on the images that share its batch: `Pix2Pix`
+therefore evaluates one image at a time, as the authors' test scripts do (batch size 1), each with
+its own seeded dropout noise (`Pix2Pix.translate_each`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,21 @@ class NoiseDropout(nn.Dropout):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, at_test={self.at_test}"
+
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def depends_on_batch_at_test(network: nn.Module) -> bool:
+    """Whether `network` in eval mode gives an image an output that depends on the other images
+    of its batch or on the random stream: batch norm with the test batch's statistics
+    (`batch_stats_at_test`), or dropout kept at test time (`dropout_at_test`)."""
+    for module in network.modules():
+        if isinstance(module, BATCH_NORMS) and not module.track_running_stats:
+            return True
+        if isinstance(module, NoiseDropout) and module.at_test and module.p > 0:
+            return True
+    return False
 
 
 def downsamplings(image_size: int) -> int:

@@ -13,12 +13,12 @@ def test_grids_are_written_as_png_after_training(tmp_path, random_images):
     callback = SampleGrids(str(tmp_path / "run"), nrow=4, interpolation_rows=2, interpolation_steps=5)
     trainer: L.Trainer = make_trainer(tmp_path, limit_train_batches=2, limit_val_batches=0, callbacks=[callback])
     trainer.fit(model, datamodule=random_images())
-    (samples,) = (tmp_path / "run" / "samples").glob("step=*.png")
-    (interpolation,) = (tmp_path / "run" / "interpolation").glob("step=*.png")
+    (samples,) = (tmp_path / "run" / "samples").glob("iter=*.png")
+    (interpolation,) = (tmp_path / "run" / "interpolation").glob("iter=*.png")
     # make_grid pads 2 px: 4 columns and 4 rows of 16 px images; 5 columns and 2 rows.
     assert Image.open(samples).size == (4 * 18 + 2, 4 * 18 + 2)
     assert Image.open(interpolation).size == (5 * 18 + 2, 2 * 18 + 2)
-    assert samples.name == f"step={trainer.global_step:07d}.png"
+    assert samples.name == f"iter={model.iteration:07d}.png" and model.iteration == 2  # iterations, not optimizer steps
 
 
 def test_interpolation_rows_run_from_the_second_latent_to_the_first():

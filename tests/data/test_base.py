@@ -9,7 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gans.data.base import IndexBatches, InMemoryImageDataModule, TensorImages, to_float, to_uint8
+import gans.data.base as base
+from gans.data.base import IndexBatches, InMemoryImageDataModule, TensorImages, held_out_count, to_float, to_uint8
+from gans.errors import DataError
 
 
 class RandomImages(InMemoryImageDataModule):
@@ -45,29 +47,51 @@ def fake_trainer(rank: int, world: int) -> SimpleNamespace:
 # -- split --------------------------------------------------------------------------------------
 def test_split_deterministic_disjoint_and_independent_of_shuffle_seed():
     a, b = ready(shuffle_seed=0), ready(shuffle_seed=99)
-    train, val = a.train_labels.tolist(), a.val_labels.tolist()
-    assert len(train) == 40 and len(val) == 10
-    assert not set(train) & set(val) and sorted(train + val) == list(range(50))
-    assert train == sorted(train) and val == sorted(val)  # original order kept within each part
+    train, val, test = a.train_labels.tolist(), a.val_labels.tolist(), a.test_labels.tolist()
+    assert len(train) == 30 and len(val) == 10 and len(test) == 10  # test_size=None: as many as val_size
+    assert sorted(train + val + test) == list(range(50))  # each image in exactly one part
+    assert train == sorted(train) and val == sorted(val) and test == sorted(test)  # original order kept
     assert torch.equal(a.val_labels, b.val_labels) and torch.equal(a.train_labels, b.train_labels)
-    assert torch.equal(a.val_images, b.val_images)
+    assert torch.equal(a.val_images, b.val_images) and torch.equal(a.test_labels, b.test_labels)
     loaded = a.load()[0]
     assert torch.equal(a.val_images, loaded[a.val_labels]) and torch.equal(a.train_images, loaded[a.train_labels])
+    assert torch.equal(a.test_images, loaded[a.test_labels])
     assert not torch.equal(ready(split_seed=1).val_labels, a.val_labels)
 
 
-def test_without_test_split_val_is_test_and_with_one_it_is_kept():
+def test_without_test_split_a_disjoint_test_part_is_held_out():
+    # Defect 5 (issue 6): without a test split of its own, the held-out validation images used to
+    # be the test set too, so the images that chose the best checkpoint also scored it.
     dm = ready()
-    assert torch.equal(dm.test_images, dm.val_images) and torch.equal(dm.test_labels, dm.val_labels)
-    dm = ready(n_test=7)
+    assert not set(dm.val_labels.tolist()) & set(dm.test_labels.tolist())
+    assert not set(dm.train_labels.tolist()) & set(dm.test_labels.tolist())
+    assert dm.eval_fingerprint("validate").split("-")[-1] != dm.eval_fingerprint("test").split("-")[-1]
+    # the validation part is the same as with a test split of its own: adding the test part moves no image
+    assert torch.equal(dm.val_labels, ready(n_test=7).val_labels)
+    sized = ready(test_size=0.3)  # a fraction of the 50 images, like val_size
+    assert (len(sized.train_images), len(sized.val_images), len(sized.test_images)) == (25, 10, 15)
+    counted = ready(val_size=0.1, test_size=4)
+    assert (len(counted.train_images), len(counted.val_images), len(counted.test_images)) == (41, 5, 4)
+
+
+def test_with_a_test_split_it_is_kept_and_test_size_ignored():
+    dm = ready(n_test=7, test_size=20)
     assert len(dm.test_images) == 7 and len(dm.val_images) == 10 and len(dm.train_images) == 40
-    assert not torch.equal(dm.test_images[:7], dm.val_images[:7])
+    assert torch.equal(dm.test_images, dm.load()[2]) and not torch.equal(dm.test_images[:7], dm.val_images[:7])
 
 
-def test_val_size_must_leave_training_images():
-    with pytest.raises(ValueError, match="val_size=50"):
-        ready(val_size=50)
-    assert len(ready(val_size=0).val_images) == 0
+def test_held_out_sizes_must_leave_training_images():
+    with pytest.raises(DataError, match="data.val_size=25 and data.test_size=None hold out 25 \\+ 25 of the 50"):
+        ready(val_size=25)
+    with pytest.raises(DataError, match="data.val_size=50 hold out 50 of the 50 training images"):
+        ready(val_size=50, n_test=3)
+    with pytest.raises(DataError, match="data.test_size=-1 must be a count of images or a fraction"):
+        ready(test_size=-1)
+    assert len(ready(val_size=0).val_images) == len(ready(val_size=0).test_images) == 0
+    assert [held_out_count(s, 20, "k") for s in (0.1, 0.01, 3, 3.0, 0)] == [2, 1, 3, 3, 0]
+    for bad in (1.5, -2, True, "5"):
+        with pytest.raises(DataError, match=f"k={bad} must be"):
+            held_out_count(bad, 20, "k")
 
 
 def test_setup_twice_keeps_the_data():
@@ -93,7 +117,7 @@ def test_conform_resizes_to_image_size():
 
 def test_conform_gray_to_rgb():
     dm = ready(shape=(1, 8, 8), channels=3)
-    assert dm.train_images.shape == (40, 3, 8, 8) and dm.train_images.is_contiguous()
+    assert dm.train_images.shape == (30, 3, 8, 8) and dm.train_images.is_contiguous()
     original = dm.load()[0][dm.train_labels]
     for c in range(3):
         assert torch.equal(dm.train_images[:, c : c + 1], original)
@@ -101,7 +125,7 @@ def test_conform_gray_to_rgb():
 
 def test_conform_rgb_to_gray_matches_pil_luma():
     dm = ready(shape=(3, 8, 8), channels=1)
-    assert dm.train_images.shape == (40, 1, 8, 8)
+    assert dm.train_images.shape == (30, 1, 8, 8)
     original = dm.load()[0][dm.train_labels]
     for image, gray in zip(original[:5], dm.train_images[:5]):
         pil = np.asarray(Image.fromarray(image.permute(1, 2, 0).numpy()).convert("L")).astype(int)
@@ -141,11 +165,12 @@ def test_training_order_seeded_per_epoch():
     assert order(a, 0) == order(b, 0) and order(a, 3) == order(b, 3)
     assert order(a, 0) != order(a, 1)
     assert order(a, 0) != order(ready(shuffle_seed=6), 0)
-    assert sorted(order(a, 2)) == list(range(40))  # a permutation of the training images
+    drawn = order(a, 2)  # 30 training images, batches of 4: 28 of them, each once
+    assert len(drawn) == len(set(drawn)) == 28 and set(drawn) <= set(range(30))
 
 
 def test_train_loader_batches_follow_the_sampler():
-    dm = ready(n=47, val_size=5)  # 42 training images, batch 4: 10 full batches, 2 dropped
+    dm = ready(n=47, val_size=5, n_test=3)  # 42 training images, batch 4: 10 full batches, 2 dropped
     loader = dm.train_dataloader()
     loader.sampler.set_epoch(4)
     batches = list(loader)
@@ -159,7 +184,7 @@ def test_train_loader_batches_follow_the_sampler():
 
 
 def test_train_order_sharded_over_ranks():
-    dm = ready(n=51, val_size=10)  # 41 training images: 20 per rank, one dropped
+    dm = ready(n=51, val_size=10, n_test=3)  # 41 training images: 20 per rank, one dropped
     shards = []
     for rank in range(2):
         dm.trainer = fake_trainer(rank, 2)
@@ -169,7 +194,7 @@ def test_train_order_sharded_over_ranks():
 
 
 def test_train_loader_needs_one_batch():
-    dm = ready(n=13, val_size=10, batch_size=4)
+    dm = ready(n=13, val_size=10, n_test=3, batch_size=4)
     with pytest.raises(ValueError, match="cannot fill one batch"):
         dm.train_dataloader()
 
@@ -208,9 +233,30 @@ def test_eval_fingerprint_identifies_the_images():
     assert a.eval_fingerprint("validate") == b.eval_fingerprint("validate")
     assert a.eval_fingerprint("validate").startswith("random-validate-10-3x8x8-")
     assert a.eval_fingerprint("validate") != a.eval_fingerprint("test")  # the stage is part of it
-    b.val_images[3, 1, 2, 2] ^= 1  # one pixel, one bit
-    assert a.eval_fingerprint("validate") != b.eval_fingerprint("validate")
+    changed = ready()
+    changed.val_images[3, 1, 2, 2] ^= 1  # one pixel, one bit
+    assert a.eval_fingerprint("validate") != changed.eval_fingerprint("validate")
     assert ready(max_eval_samples=5).eval_fingerprint("validate").startswith("random-validate-5-")
+
+
+def test_eval_fingerprint_hashes_once_per_stage_until_the_data_are_reloaded(monkeypatch):
+    # Defect 9 (issue 6): the model asks for the fingerprint on every evaluation batch of every
+    # stream, and each answer copied the evaluation set to the host and hashed it again.
+    calls = []
+    sha1 = base.hashlib.sha1
+    monkeypatch.setattr(base.hashlib, "sha1", lambda *args: calls.append(1) or sha1(*args))
+    dm = ready()
+    first = {stage: dm.eval_fingerprint(stage) for stage in ("validate", "test")}
+    for _ in range(20):
+        for stage in ("validate", "test"):
+            assert dm.eval_fingerprint(stage) == first[stage]
+    assert len(calls) == 2  # one hash per stage
+    dm.max_eval_samples = 4  # another count of images is another set
+    assert dm.eval_fingerprint("validate").startswith("random-validate-4-") and len(calls) == 3
+    dm.max_eval_samples = None
+    dm.train_images = None  # reload: the data may have changed on disk
+    dm.setup("fit")
+    assert dm.eval_fingerprint("validate") == first["validate"] and len(calls) == 4
 
 
 def test_tensor_images_items_and_length_check():

@@ -51,7 +51,8 @@ def module(root, **kwargs) -> ImageFolderDataModule:
 
 
 def all_images(dm: ImageFolderDataModule) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.cat([dm.train_images, dm.val_images]), torch.cat([dm.train_labels, dm.val_labels])
+    images = torch.cat([dm.train_images, dm.val_images, dm.test_images])
+    return images, torch.cat([dm.train_labels, dm.val_labels, dm.test_labels])
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -59,14 +60,32 @@ def test_flat_folder_shapes_split_and_labels(tmp_path):
     make_folder(tmp_path / "faces", 20)
     dm = module(tmp_path / "faces")
     dm.setup("fit")
-    assert dm.train_images.shape == (18, 3, 16, 16) and dm.val_images.shape == (2, 3, 16, 16)
+    # val_size and test_size, fractions 0.1 of 20, are two images each
+    assert dm.train_images.shape == (16, 3, 16, 16) and dm.val_images.shape == dm.test_images.shape == (2, 3, 16, 16)
     assert dm.train_images.dtype == torch.uint8 and dm.train_images.is_contiguous()
-    assert dm.train_labels.dtype == torch.int64 and set(dm.train_labels.tolist() + dm.val_labels.tolist()) == {0}
+    assert dm.train_labels.dtype == torch.int64 and set(all_images(dm)[1].tolist()) == {0}
     assert dm.classes == [] and dm.num_classes == 0 and dm.image_shape == (3, 16, 16)
-    assert dm.val_size == 2  # fraction 0.1 of 20 resolved to a count
-    # no test split: the held-out images are the test set too
-    assert torch.equal(dm.test_images, dm.val_images) and torch.equal(dm.eval_images("test"), dm.val_images)
     assert len(dm.files) == 20 and dm.files == sorted(dm.files)
+
+
+def test_validation_and_test_are_disjoint_held_out_parts(tmp_path):
+    # Defect 5 (issue 6): a folder has no test split, and the held-out validation images used to
+    # be the test set as well, so test/fid scored the checkpoint on the images that had chosen it.
+    make_folder(tmp_path, 30)
+    dm = module(tmp_path, val_size=4, test_size=0.2)
+    dm.setup()
+    loaded = dm.load()[0]
+
+    def positions(part: torch.Tensor) -> set[int]:  # which loaded images a part holds (noise: all distinct)
+        return {next(i for i, image in enumerate(loaded) if torch.equal(image, x)) for x in part}
+
+    train, val, test = positions(dm.train_images), positions(dm.val_images), positions(dm.test_images)
+    assert (len(train), len(val), len(test)) == (20, 4, 6)
+    assert not val & test and not train & (val | test) and train | val | test == set(range(30))
+    assert dm.eval_fingerprint("validate").split("-")[-1] != dm.eval_fingerprint("test").split("-")[-1]
+    test_ids = {i for batch in dm.test_dataloader() for i in positions(dm.test_images[batch["index"]])}
+    val_ids = {i for batch in dm.val_dataloader() for i in positions(dm.val_images[batch["index"]])}
+    assert test_ids == test and val_ids == val  # what the loaders evaluate on
 
 
 def test_class_subfolders_give_sorted_labels(tmp_path):
@@ -81,7 +100,7 @@ def test_class_subfolders_give_sorted_labels(tmp_path):
     dm.setup()
     assert dm.classes == ["cats", "dogs", "zebras"] and dm.num_classes == 3
     images, labels = all_images(dm)
-    assert len(dm.train_images) == 16 and len(dm.val_images) == 4
+    assert len(dm.train_images) == 14 and len(dm.val_images) == 4 and len(dm.test_images) == 2
     assert torch.bincount(labels).tolist() == [6, 8, 6]
     dominant = images.float().mean((2, 3)).argmax(1)  # red, green, blue channel
     assert torch.equal(dominant, torch.tensor([0, 2, 1])[labels])
@@ -176,7 +195,7 @@ def test_extensions_case_insensitive_recursive_and_hidden_skipped(tmp_path):
         "f.tif",
     ]
     assert dm.classes == []  # top-level images: flat, the subfolder is just more images
-    assert len(dm.train_images) + len(dm.val_images) == 7
+    assert len(dm.train_images) + len(dm.val_images) + len(dm.test_images) == 7
 
 
 def test_val_size_count_fraction_and_deterministic(tmp_path):
@@ -184,12 +203,16 @@ def test_val_size_count_fraction_and_deterministic(tmp_path):
     a, b = module(tmp_path, val_size=5), module(tmp_path, val_size=5, shuffle_seed=7)
     a.setup()
     b.setup()
-    assert len(a.val_images) == 5 and len(a.train_images) == 15
+    assert len(a.val_images) == 5 and len(a.test_images) == 2 and len(a.train_images) == 13
     assert torch.equal(a.val_images, b.val_images) and torch.equal(a.train_images, b.train_images)
+    assert torch.equal(a.test_images, b.test_images)
     assert a.eval_fingerprint("validate") == b.eval_fingerprint("validate")
     c = module(tmp_path, val_size=0.25)
     c.setup()
-    assert c.val_size == 5 and torch.equal(c.val_images, a.val_images)
+    assert len(c.val_images) == 5 and torch.equal(c.val_images, a.val_images)
+    same = module(tmp_path, val_size=3, test_size=None)  # None: as many as val_size
+    same.setup()
+    assert len(same.val_images) == len(same.test_images) == 3
     tiny = module(tmp_path, val_size=0.01)  # rounds to 0, but at least one image is held out
     tiny.setup()
     assert len(tiny.val_images) == 1
@@ -242,6 +265,7 @@ def test_yaml_config_composes(tmp_path):
     dm = instantiate(cfg.data)
     assert isinstance(dm, ImageFolderDataModule)
     assert (dm.image_size, dm.channels, dm.resize, dm.batch_size) == (64, 3, "center_crop", 64)
+    assert (dm.val_size, dm.test_size) == (0.1, 0.1)
     assert dm.shuffle_seed == cfg.seed and dm.root == tmp_path
 
 
@@ -312,4 +336,6 @@ def test_bad_settings():
     with pytest.raises(DataError, match="data.channels=4"):
         ImageFolderDataModule(root="x", channels=4)
     with pytest.raises(DataError, match="data.val_size=1.5"):
-        ImageFolderDataModule(root="x", val_size=1.5).resolve_val_size(10)
+        ImageFolderDataModule(root="x", val_size=1.5).check_sizes(10)
+    with pytest.raises(DataError, match="data.test_size=-3"):
+        ImageFolderDataModule(root="x", test_size=-3).check_sizes(10)

@@ -21,6 +21,7 @@ import gans.data.image_pairs as ip
 from gans.config import register_resolvers
 from gans.data.base import to_float, to_uint8
 from gans.data.fashion_mnist import read_idx
+from gans.data.image_folder import find_images, load_image
 from gans.data.image_pairs import (
     FashionEdgesDataModule,
     FashionEdgesUnpairedDataModule,
@@ -100,21 +101,54 @@ def placements(crop: torch.Tensor, image: torch.Tensor) -> set[tuple[int, int, b
 
 
 def test_unpaired_loads_every_mode_at_its_size(unpaired_root):
-    dm = unpaired(unpaired_root)
+    dm = unpaired(unpaired_root, val_size=0)
     assert dm.train_a.shape == (3, 3, 10, 10) and dm.train_b.shape == (5, 3, 10, 10)  # load_size for training
     a, b = dm.eval_images("test")
-    assert a.shape == (3, 3, 8, 8) and b.shape == (3, 3, 8, 8) and a.dtype == torch.uint8  # image_size, paired by i
-    assert dm.eval_size("validate") == dm.eval_size("test") == 3 and dm.image_shape == (3, 8, 8)
+    assert a.shape == (3, 3, 8, 8) and b.shape == (4, 3, 8, 8) and a.dtype == torch.uint8  # image_size, all of both
+    assert dm.eval_size("test") == 4 and dm.image_shape == (3, 8, 8)
     gray = dm.train_a[1]  # sorted by path: 00.png, 02.png (grayscale: R = G = B), sub/01.png
     assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2]) and gray.float().std() > 10
     assert dm.eval_sets["test"][1][2].unique().tolist() == [255]  # 03.png, transparent RGBA -> white
     assert dm.name == "zebras" and not dm.aligned_eval  # testA[i], testB[i]: not true pairs
     one = unpaired(unpaired_root, channels=1)
-    assert one.train_a.shape == (3, 1, 10, 10) and one.eval_sets["test"][1].shape == (4, 1, 8, 8)
+    assert one.train_a.shape == (1, 1, 10, 10) and one.eval_sets["test"][1].shape == (4, 1, 8, 8)
+
+
+def files_at(folder: Path, size: int) -> list[torch.Tensor]:
+    """Every image of a folder as the data module loads it at `size`, in sorted file order."""
+    return [torch.tensor(load_image(path, size, 3, "stretch").transpose(2, 0, 1)) for path in find_images(folder)[0]]
+
+
+def rows_of(images: torch.Tensor, candidates: list[torch.Tensor]) -> list[int]:
+    """For each image, the position of the equal candidate (noise images: each matches one)."""
+    return [next(i for i, c in enumerate(candidates) if torch.equal(image, c)) for image in images]
+
+
+def test_unpaired_validation_is_held_out_of_training_never_the_test_set(unpaired_root):
+    # Defect 5 (issue 6): validation and test both used testA/testB, so the images that chose the
+    # best checkpoint also scored it. Validation is now held out of trainA and trainB.
+    dm = unpaired(unpaired_root, split_seed=3)
+    for index, domain in enumerate("AB"):
+        val, test = dm.eval_sets["validate"][index], dm.eval_sets["test"][index]
+        assert len(val) == 2  # the default: 10% of 3 or 5 images, but at least the 2 FID needs
+        held = rows_of(val, files_at(unpaired_root / f"train{domain}", 8))  # validation: training files ...
+        trained = rows_of((dm.train_a, dm.train_b)[index], files_at(unpaired_root / f"train{domain}", 10))
+        assert not set(held) & set(trained) and sorted(held + trained) == list(range(SIZES[f"train{domain}"]))
+        assert torch.equal(test, torch.stack(files_at(unpaired_root / f"test{domain}", 8)))  # test: the test folder
+        assert not any(torch.equal(v, t) for v in val for t in test)
+    again = unpaired(unpaired_root, split_seed=3)  # seeded: the same on every run and process
+    assert all(torch.equal(x, y) for x, y in zip(again.eval_sets["validate"], dm.eval_sets["validate"]))
+    one = unpaired(unpaired_root, val_size=1)
+    assert [len(x) for x in one.eval_sets["validate"]] == [1, 1] and (len(one.train_a), len(one.train_b)) == (2, 4)
+    assert [len(x) for x in unpaired(unpaired_root, val_size=0.5).eval_sets["validate"]] == [2, 2]
+    with pytest.raises(DataError, match="trainA has 3 images: data.val_size=3 holds out 3"):
+        unpaired(unpaired_root, val_size=3)
+    with pytest.raises(DataError, match="data.val_size=1.5 must be"):
+        UnpairedImageDataModule(str(unpaired_root), val_size=1.5)
 
 
 def test_unpaired_training_batches_crop_flip_and_range(unpaired_root):
-    dm = unpaired(unpaired_root, batch_size=2)
+    dm = unpaired(unpaired_root, batch_size=2, val_size=0)
     loader = dm.train_dataloader()
     batches = list(loader)
     assert len(batches) == len(loader) == dm.steps_per_epoch() == 5 // 2  # max(|A|, |B|) // batch
@@ -142,14 +176,14 @@ def epoch_indices(dm, epoch: int) -> tuple[list[int], list[int]]:
 
 
 def test_unpaired_orders_independent_seeded_and_wrapping(unpaired_root):
-    dm = unpaired(unpaired_root, shuffle_seed=3)
+    dm = unpaired(unpaired_root, shuffle_seed=3, val_size=0)
     a0, b0 = epoch_indices(dm, 0)
     assert len(a0) == len(b0) == 5 and sorted(b0) == list(range(5))  # B: a permutation
     assert set(a0) == {0, 1, 2}  # A (3 images) wraps around to 5 steps, every image seen
     orders = [epoch_indices(dm, e) for e in range(6)]
     assert any(a[:3] != b[:3] for a, b in orders)  # not one shared order
     assert len({tuple(a) for a, _ in orders}) > 1 and len({tuple(b) for _, b in orders}) > 1  # new per epoch
-    assert epoch_indices(unpaired(unpaired_root, shuffle_seed=3), 4) == orders[4]  # (seed, epoch) fixes it
+    assert epoch_indices(unpaired(unpaired_root, shuffle_seed=3, val_size=0), 4) == orders[4]  # (seed, epoch) fixes it
     batch = next(iter(dm.train_dataloader()))
     assert batch["index"].tolist() == a0[:1] and batch["index_B"].tolist() == b0[:1]
 
@@ -175,7 +209,7 @@ def test_crop_flip_matches_slicing():
 
 
 def test_without_jitter_training_images_are_whole(unpaired_root):
-    dm = unpaired(unpaired_root, jitter=False)
+    dm = unpaired(unpaired_root, jitter=False, val_size=0)
     assert dm.train_a.shape == (3, 3, 8, 8)  # resized straight to image_size
     for batch in dm.train_dataloader():
         assert torch.equal(batch["A"], to_float(dm.train_a[batch["index"]]))
@@ -183,7 +217,7 @@ def test_without_jitter_training_images_are_whole(unpaired_root):
 
 
 def test_train_sharded_over_two_ranks(unpaired_root):
-    dm = unpaired(unpaired_root)
+    dm = unpaired(unpaired_root, val_size=0)
     seen = []
     for rank in range(2):
         dm.trainer = fake_trainer(rank, 2)
@@ -191,32 +225,62 @@ def test_train_sharded_over_two_ranks(unpaired_root):
         seen.append(epoch_indices(dm, 1)[1])
     assert len(seen[0]) == len(seen[1]) == 2 and not set(seen[0]) & set(seen[1])
     with pytest.raises(DataError, match="cannot fill one batch"):
-        unpaired(unpaired_root, batch_size=6).train_dataloader()
+        unpaired(unpaired_root, batch_size=6, val_size=0).train_dataloader()
 
 
-def test_eval_sharded_over_two_ranks_sees_each_item_once(unpaired_root):
-    dm = unpaired(unpaired_root, on_device=True)
-    seen = {"validate": [], "test": []}
-    for rank in range(2):
-        dm.trainer = fake_trainer(rank, 2)
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_eval_sharded_over_ranks_scores_every_image_of_both_domains_once(unpaired_root, world):
+    # Defect 6 (issue 6): evaluation stopped at min(|testA|, |testB|) = 3 items, so testB's fourth
+    # image was never scored. Items now run to max(|A|, |B|), flagged per domain.
+    dm = unpaired(unpaired_root, on_device=True, val_size=2)
+    seen = {(stage, domain): [] for stage in ("validate", "test") for domain in "AB"}
+    for rank in range(world):
+        dm.trainer = fake_trainer(rank, world)
         dm.setup("validate")  # moves to the (fake) device
         for stage, loader in (("validate", dm.val_dataloader()), ("test", dm.test_dataloader())):
             a, b = dm.eval_images(stage)
             for batch in loader:
-                assert set(batch) == {"A", "B", "index"} and batch["A"].shape[1:] == (3, 8, 8)
-                assert torch.equal(batch["A"], to_float(a[batch["index"]]))
-                assert torch.equal(batch["B"], to_float(b[batch["index"]]))
-                seen[stage] += batch["index"].tolist()
-    assert sorted(seen["validate"]) == sorted(seen["test"]) == [0, 1, 2]
-    assert dm.eval_sets["validate"][0] is dm.eval_sets["test"][0]  # one copy
+                assert set(batch) == {"A", "B", "has_A", "has_B", "index"} and batch["A"].shape[1:] == (3, 8, 8)
+                for domain, images in (("A", a), ("B", b)):
+                    present = batch[f"has_{domain}"]
+                    assert present.dtype == torch.bool and present.tolist() == (batch["index"] < len(images)).tolist()
+                    index = batch["index"][present]
+                    assert torch.equal(batch[domain][present], to_float(images[index]))
+                    seen[stage, domain] += index.tolist()
+    assert sorted(seen["test", "A"]) == [0, 1, 2] and sorted(seen["test", "B"]) == [0, 1, 2, 3]
+    assert sorted(seen["validate", "A"]) == sorted(seen["validate", "B"]) == [0, 1]
+    assert dm.eval_size("test") == 4 and dm.eval_size("validate") == 2
 
 
-def test_max_eval_samples_caps_both_domains(unpaired_root):
+def test_max_eval_samples_caps_each_domain(unpaired_root):
     dm = unpaired(unpaired_root, max_eval_samples=2)
-    a, b = dm.eval_images("validate")
-    assert dm.eval_size("validate") == 2 and len(a) == len(b) == 2
-    assert sum(len(batch["A"]) for batch in dm.val_dataloader()) == 2
-    assert dm.eval_fingerprint("test").startswith("zebras-test-2-3x8x8-")
+    a, b = dm.eval_images("test")
+    assert dm.eval_size("test") == 2 and len(a) == len(b) == 2
+    assert sum(int(batch["has_B"].sum()) for batch in dm.test_dataloader()) == 2
+    assert dm.eval_fingerprint("test").startswith("zebras-test-2+2-3x8x8-")
+    dm.max_eval_samples = 3  # testA has 3, testB 4: B is capped, A whole
+    assert [len(x) for x in dm.eval_images("test")] == [3, 3]
+    assert dm.eval_fingerprint("test").startswith("zebras-test-3+3-")
+    dm.max_eval_samples = None
+    assert [len(x) for x in dm.eval_images("test")] == [3, 4]
+    assert dm.eval_fingerprint("test").startswith("zebras-test-3+4-")
+
+
+def test_eval_fingerprint_hashes_once_per_stage_until_the_data_are_reloaded(unpaired_root, monkeypatch):
+    # Defect 9 (issue 6): the model asks on every evaluation batch of every stream, and each answer
+    # copied both evaluation sets to the host and hashed them again.
+    calls = []
+    sha1 = ip.hashlib.sha1
+    monkeypatch.setattr(ip.hashlib, "sha1", lambda *args: calls.append(1) or sha1(*args))
+    dm = unpaired(unpaired_root)
+    first = {stage: dm.eval_fingerprint(stage) for stage in ("validate", "test")}
+    for _ in range(20):
+        for stage in ("validate", "test"):
+            assert dm.eval_fingerprint(stage) == first[stage]
+    assert len(calls) == 2
+    dm.train_a = None  # reloaded: the folder may have changed
+    dm.setup("fit")
+    assert dm.eval_fingerprint("test") == first["test"] and len(calls) == 3
 
 
 def test_fingerprint_identifies_both_sets(unpaired_root):
@@ -305,10 +369,35 @@ def test_btoa_swaps_input_and_target(tmp_path):
         PairedImageDataModule(str(root), direction="AB")
 
 
+def input_halves(folder: Path, size: int) -> list[torch.Tensor]:
+    """The A half of every [A | B] file of a folder, as the data module loads it at `size`."""
+    return [torch.tensor(ip.load_side_by_side(path, size, 3)[0].transpose(2, 0, 1)) for path in find_images(folder)[0]]
+
+
 @pytest.mark.parametrize("present", [("train", "val"), ("train", "test")])
-def test_paired_val_and_test_fall_back_to_each_other(tmp_path, present):
-    dm = paired(paired_folder(tmp_path / "pairs", present, (4, 3)))
-    assert dm.eval_sets["validate"] is dm.eval_sets["test"] and dm.eval_size("test") == 3
+def test_paired_without_separate_val_and_test_holds_validation_out_of_train(tmp_path, present):
+    # Defect 5 (issue 6): with one evaluation folder, validation and test were the same pairs. The
+    # folder is now the test set (cityscapes and maps publish their scores on val/) and validation
+    # is held out of train/.
+    root = paired_folder(tmp_path / "pairs", present, (20, 3))
+    dm = paired(root)
+    (val_a, val_b), (test_a, _) = dm.eval_sets["validate"], dm.eval_sets["test"]
+    assert len(val_a) == 2 and len(dm.train_a) == 18 and dm.eval_size("test") == 3  # 10% of 20 held out
+    held = rows_of(val_a, input_halves(root / "train", 8))  # validation: training files ...
+    trained = rows_of(dm.train_a, input_halves(root / "train", 10))
+    assert not set(held) & set(trained) and sorted(held + trained) == list(range(20))  # ... held out of training
+    assert torch.equal(test_a, torch.stack(input_halves(root / present[1], 8)))  # test: the folder
+    assert not any(torch.equal(v, t) for v in val_a for t in test_a)
+    assert torch.equal(val_b, 255 - val_a)  # held-out pairs stay aligned
+    assert [len(x) for x in paired(root, val_size=5).eval_sets["validate"]] == [5, 5]
+
+
+def test_paired_with_val_and_test_folders_uses_both(tmp_path):
+    root = paired_folder(tmp_path / "pairs")
+    dm = paired(root)
+    assert len(dm.train_a) == 4  # nothing held out
+    assert torch.equal(dm.eval_sets["validate"][0], torch.stack(input_halves(root / "val", 8)))
+    assert torch.equal(dm.eval_sets["test"][0], torch.stack(input_halves(root / "test", 8)))
 
 
 def test_paired_missing_splits(tmp_path):
@@ -394,18 +483,18 @@ def test_unpaired_named_set_downloads_into_root(tmp_path, monkeypatch):
     monkeypatch.setattr(ip.fashion_mnist, "host_reachable", lambda *a, **k: pytest.fail("file:// needs no check"))
     root = tmp_path / "data" / "zebras"  # another name than the archive's folder: still lands in root
     dm = unpaired(root, name="horse2zebra")
-    assert dm.train_a.shape == (3, 3, 10, 10) and dm.train_b.shape == (5, 3, 10, 10) and dm.eval_size("test") == 3
+    assert dm.train_a.shape == (1, 3, 10, 10) and dm.train_b.shape == (3, 3, 10, 10) and dm.eval_size("test") == 4
     assert sorted(p.name for p in root.iterdir()) == ["testA", "testB", "trainA", "trainB"]
     assert [p.name for p in root.parent.iterdir()] == ["zebras"]  # no staging folder left
-    assert dm.name == "horse2zebra" and dm.eval_fingerprint("test").startswith("horse2zebra-test-3-")
+    assert dm.name == "horse2zebra" and dm.eval_fingerprint("test").startswith("horse2zebra-test-3+4-")
 
 
 def test_paired_named_set_downloads_tar_gz(tmp_path, monkeypatch):
     server = tmp_path / "server"
     make_tar(server / "facades.tar.gz", PIX_MEMBERS)
     monkeypatch.setattr(PairedImageDataModule, "url_template", server.resolve().as_uri() + "/{name}.tar.gz")
-    dm = paired(tmp_path / "data" / "facades", name="facades")
-    assert dm.train_a.shape == (3, 3, 10, 10) and dm.eval_size("validate") == dm.eval_size("test") == 3
+    dm = paired(tmp_path / "data" / "facades", name="facades", batch_size=1)
+    assert dm.train_a.shape == (1, 3, 10, 10) and dm.eval_size("validate") == 2 and dm.eval_size("test") == 3
 
 
 def test_archive_without_the_layout_is_an_error(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""FID and KID of `FeatureDistances` against independent computations, under DDP, and from the cache.
+"""FID and KID of `FeatureDistances` against independent computations, under DDP, from the cache,
+and under autocast.
 
 The image sets and the reference `FeatureDistances` come from session fixtures in tests/conftest.py
 (40 real Fashion-MNIST test images vs 40 noised others), so Inception sees them once.
@@ -7,6 +8,9 @@ The image sets and the reference `FeatureDistances` come from session fixtures i
 from __future__ import annotations
 
 import math
+import os
+import time
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -16,7 +20,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from gans.metrics.fid import FeatureDistances
-from gans.metrics.inception import inception_weights_path
+from gans.metrics.inception import InceptionFeatures, inception_weights_path
+
+pytestmark = pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save all extracted features")
+
+DDP_TIMEOUT_S = 300  # a hung collective fails the test instead of the session
 
 
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
@@ -97,3 +105,105 @@ def test_kid_with_small_subsets_is_finite(fid_reference):
     scores = fid_reference[1]
     assert math.isfinite(scores["kid"]) and math.isfinite(scores["kid_std"])
     assert scores["kid"] > 0 and scores["kid_std"] >= 0  # noised vs real: clearly positive
+
+
+def _reference_features(fid_reference) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (40, 2048) real and fake Inception features the reference metric saw."""
+    metric = fid_reference[0]
+    return torch.cat(metric.kid.real_features), torch.cat(metric.kid.fake_features)
+
+
+def _scores_of_features(fid_reference, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+    """FID and KID (one subset: the whole set, so KID does not depend on the features' order)."""
+    metric = FeatureDistances(kid=True, kid_subset_size=len(real), inception=fid_reference[0].inception)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    return {name: float(value) for name, value in metric.compute().items()}
+
+
+def test_scores_under_bf16_autocast_equal_float32(fid_reference):
+    """Issue 6, defect 1: FID/KID math ran under the caller's autocast (KID's kernel matmul in bf16)."""
+    real, fake = _reference_features(fid_reference)
+
+    def scores(autocast: bool) -> dict[str, torch.Tensor]:
+        metric = FeatureDistances(kid=True, kid_subset_size=10, inception=fid_reference[0].inception)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            metric.update(real, real=True)
+            metric.update(fake, real=False)
+            torch.manual_seed(0)  # the same KID subsets in both runs
+            return metric.compute()
+
+    expected, under_autocast = scores(False), scores(True)
+    assert expected.keys() == under_autocast.keys() == {"fid", "kid", "kid_std"}
+    for name, value in expected.items():
+        assert torch.equal(under_autocast[name], value), name
+
+
+def test_unreadable_cache_counts_as_missing(fid_reference, monkeypatch, tmp_path):
+    monkeypatch.setenv("GANS_CACHE", str(tmp_path))
+    metric = FeatureDistances(inception=fid_reference[0].inception)
+    path = metric.cache_path("broken")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a torch file")
+    assert not metric.load_real("broken")  # recomputed and rewritten, not raised on rank 0 alone
+    assert metric.num_real == 0
+
+
+def _ddp_cache_worker(rank: int, world_size: int, init_file: str, real, fake, cache_dirs, out: str) -> None:
+    """Two runs as the base module does them: the first collects the real features (its share)
+    and caches them; the second finds the cache. Each rank has its own cache folder, as on
+    separate nodes, so only rank 0 can see the file the first run wrote."""
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size, timeout=timedelta(seconds=120)
+    )
+    try:
+        inception = InceptionFeatures()  # the session cache's converted weights
+        os.environ["GANS_CACHE"] = cache_dirs[rank]
+        results = []
+        for _ in range(2):
+            metric = FeatureDistances(kid=True, inception=inception)
+            loaded = metric.load_real("fashion-40")
+            if not loaded:
+                metric.update(real[rank::world_size], real=True)  # DistributedSampler's share
+            metric.update(fake[rank::world_size], real=False)
+            local_real = sum(len(f) for f in metric.kid.real_features)
+            scores = {name: float(value) for name, value in metric.compute().items()}
+            if not loaded:
+                metric.save_real("fashion-40")
+            results.append({"loaded": loaded, "local_real": local_real, "scores": scores})
+        torch.save(results, f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_cache_seen_by_rank_0_only(fid_reference, tmp_path):
+    """Issue 6, defect 3: each rank decided alone whether the cache existed; with a node-local cache
+    rank 0 loaded all features and rank 1 collected its share, and the ranks hung in `save_real`.
+    Rank 0 decides and shares the features: each rank holds half, and FID and KID equal the
+    single-process scores."""
+    real, fake = _reference_features(fid_reference)
+    expected = _scores_of_features(fid_reference, real, fake)
+    cache_dirs = [str(tmp_path / f"node{rank}") for rank in range(2)]
+    out = tmp_path / "results"
+    processes = mp.spawn(
+        _ddp_cache_worker,
+        args=(2, str(tmp_path / "init"), real, fake, cache_dirs, str(out)),
+        nprocs=2,
+        join=False,
+    )
+    deadline = time.monotonic() + DDP_TIMEOUT_S
+    while not processes.join(timeout=max(0.0, deadline - time.monotonic())):
+        if time.monotonic() >= deadline:
+            for process in processes.processes:
+                process.kill()
+            pytest.fail(f"the DDP ranks did not finish within {DDP_TIMEOUT_S} s (a collective mismatch)")
+    assert sorted(os.listdir(tmp_path / "node0" / "fid_stats")) == ["fashion-40-tf-bilinear.pt"]
+    assert not (tmp_path / "node1").exists()
+    for rank in range(2):
+        first, second = torch.load(f"{out}.{rank}", weights_only=True)
+        assert not first["loaded"] and second["loaded"], rank  # every rank took rank 0's decision
+        assert first["local_real"] == second["local_real"] == 20  # each image held once, equal shapes
+        for result in (first, second):
+            assert result["scores"]["fid"] == pytest.approx(expected["fid"], rel=1e-4)
+            assert result["scores"]["kid"] == pytest.approx(expected["kid"], rel=1e-4)

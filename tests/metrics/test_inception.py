@@ -44,3 +44,30 @@ def test_grayscale_equals_rgb_repeated(inception):
 def test_non_uint8_input_raises_type_error(inception):
     with pytest.raises(TypeError, match="uint8"):
         inception(torch.rand(1, 3, 32, 32))
+
+
+def _images(seed: int, n: int = 2, size: int = 32) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_features_under_bf16_autocast_equal_float32(inception):
+    """Issue 6, defect 1: under bf16 autocast the network ran in bf16 (features off by up to 1.6% of
+    their largest value), so in-loop FID was not float32 FID and did not match cached real features."""
+    images = _images(3)
+    expected = inception(images)
+    inception.forget()  # the remembered batch would hide what the network computes under autocast
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        features = inception(images)
+    assert features.dtype == torch.float32
+    assert torch.equal(features, expected)
+
+
+def test_dtype_casts_leave_the_network_float32():
+    """Issue 6, defect 1: `.half()`/`.bfloat16()` (Lightning's `*-true` precisions) keep float32 weights."""
+    network = InceptionFeatures(weights_path=inception_weights_path())
+    images = _images(4, n=1)
+    expected = network(images)
+    network.forget()
+    network.bfloat16()
+    assert {p.dtype for p in network.parameters()} == {torch.float32}
+    assert torch.equal(network(images), expected)

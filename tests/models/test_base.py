@@ -114,7 +114,7 @@ def test_diverged_training_stops_with_a_clear_error_and_keeps_the_last_good_chec
         enable_checkpointing=True,
         callbacks=[ckpt, PoisonAtSecondEpoch()],
     )
-    with pytest.raises(NonFiniteLossError, match=r"d_loss became nan at step \d+.*last good checkpoint"):
+    with pytest.raises(NonFiniteLossError, match=r"d_loss became nan at iteration \d+.*last good checkpoint"):
         trainer.fit(model, datamodule=random_images())
     state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
     assert state["epoch"] == 0 and state["global_step"] == 4
@@ -139,3 +139,102 @@ def test_schedulers_step_once_per_epoch(tmp_path, random_images):
     )
     for opt in model.optimizers():
         assert opt.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.25)
+
+
+# -- issue 6: the generative base --------------------------------------------------------------------
+def test_ema_copies_batch_norm_buffers_instead_of_averaging_them(tmp_path, random_images):
+    # Defect 8: AveragedModel(use_buffers=True) averaged running statistics and num_batches_tracked.
+    model = make_model(ema_decay=0.5)
+    make_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0).fit(model, datamodule=random_images())
+    for (name, ema_buffer), buffer in zip(model.ema.module.named_buffers(), model.generator.buffers()):
+        assert torch.equal(ema_buffer, buffer), name
+    tracked = [b for n, b in model.ema.module.named_buffers() if n.endswith("num_batches_tracked")]
+    assert tracked and all(int(b) == 6 for b in tracked)  # G runs twice per iteration (D and G losses)
+
+
+def test_progress_counts_iterations_and_images_and_is_checkpointed(tmp_path, random_images):
+    model = make_model(n_critic=2)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    trainer = make_trainer(
+        tmp_path, limit_train_batches=5, limit_val_batches=0, enable_checkpointing=True, callbacks=[ckpt]
+    )
+    trainer.fit(model, datamodule=random_images())
+    assert (model.iteration, model.images_seen, model.global_step) == (5, 40, 7)  # 5 D steps + 2 G steps
+    state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    assert state["progress"] == {"iteration": 5, "images_seen": 40}
+    restored = make_model(n_critic=2)
+    restored.on_load_checkpoint(state)
+    assert (restored.iteration, restored.kimg) == (5, 0.04)
+
+
+def test_iteration_schedulers_step_once_per_iteration(tmp_path, random_images):
+    step_lr = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=2, gamma=0.5)
+    model = make_model(scheduler_g=step_lr, scheduler_d=step_lr, scheduler_interval="iteration")
+    make_trainer(tmp_path, limit_train_batches=5, limit_val_batches=0).fit(model, datamodule=random_images())
+    for opt in model.optimizers():
+        assert opt.optimizer.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5**2)  # 5 iterations: 2 halvings
+
+
+class RecordingDCGAN(DCGAN):
+    """Records the discriminator's gradient norm after each of its steps (the after-step hook)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.after = []
+
+    def after_step(self, network: str) -> None:
+        grads = [p.grad for p in getattr(self, network).parameters() if p.grad is not None]
+        self.after.append((network, float(torch.nn.utils.get_total_norm(grads))))
+
+
+def test_gradient_clipping_per_optimizer_and_the_after_step_hook(tmp_path, random_images):
+    torch.manual_seed(0)
+    model = RecordingDCGAN(
+        Generator(16, 16, 1, width=8), Discriminator(16, 1, width=8), adam, adam, eval_fid=False, gradient_clip_d=1e-3
+    )
+    make_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0).fit(model, datamodule=random_images())
+    assert [name for name, _ in model.after] == ["discriminator", "generator"] * 3
+    assert all(norm <= 1e-3 * 1.0001 for name, norm in model.after if name == "discriminator")
+    assert any(norm > 1e-2 for name, norm in model.after if name == "generator")  # G is not clipped
+
+
+class FixedImagesGenerator(torch.nn.Module):
+    """Images read off the latent through tanh: no convolution or matmul, so autocast cannot change them."""
+
+    latent_dim = 256
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(z * self.scale).view(-1, 1, 16, 16)
+
+
+def test_bf16_validation_scores_the_same_fid_as_float32(tmp_path, random_images):
+    # Defect 1: validation ran Inception under bf16 autocast; the FID must be the float32 one.
+    scores = {}
+    for precision in ("32-true", "bf16-mixed"):
+        model = DCGAN(FixedImagesGenerator(), Discriminator(16, 1, width=8), adam, adam, eval_fid=True)
+        trainer = make_trainer(tmp_path, precision=precision, limit_train_batches=0)
+        trainer.validate(model, datamodule=random_images())
+        scores[precision] = float(trainer.callback_metrics["val/fid"])
+    # The second run also compares its fakes with the float32 real features cached by the first.
+    assert scores["bf16-mixed"] == pytest.approx(scores["32-true"], rel=1e-6)
+
+
+def test_conditional_evaluation_takes_each_real_image_s_label(random_images):
+    from tests.toys import ConditionalToyGAN, TinyGenerator, TinyProjectionDiscriminator
+
+    model = ConditionalToyGAN(
+        TinyGenerator(8, 16, 1, num_classes=10), TinyProjectionDiscriminator(16, 1, 10), adam, adam, num_fixed_samples=20
+    )
+    assert torch.equal(model.fixed_condition, torch.arange(20) % 10)  # grid latents carry their classes
+    seen = []
+    model.synthesize = lambda network, z, condition: seen.append(condition) or network(z, condition)
+    model._eval_latents = torch.randn(16, 8)
+    batch = {"image": torch.zeros(4, 1, 16, 16), "label": torch.tensor([3, 1, 4, 1]), "index": torch.arange(4)}
+    (reals, fakes) = model.evaluation_pairs(batch)[""]
+    assert torch.equal(seen[0], batch["label"]) and fakes.shape == reals.shape
+    labels = model.visuals(nrow=10, interpolation_rows=2, interpolation_steps=3) and seen[-1]
+    assert torch.equal(labels, torch.tensor([0, 0, 0, 1, 1, 1]))  # each interpolation row keeps its class

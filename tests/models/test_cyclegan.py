@@ -7,14 +7,19 @@ import functools
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LambdaCallback, ModelCheckpoint
 from omegaconf import OmegaConf
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from gans.data.base import to_float
+from gans.data.image_pairs import UnpairedImageDataModule
+from gans.metrics.fid import FeatureDistances
 from gans.models.cyclegan import CycleGAN
 from gans.models.image_pool import ImagePool
 from gans.models.schedules import LinearDecay, linear_decay
@@ -281,6 +286,94 @@ def test_evaluation_pairs_are_one_fid_stream_per_direction():
         assert pairs["A2B"][0] is batch["B"] and torch.allclose(pairs["A2B"][1], G(batch["A"]))
         assert pairs["B2A"][0] is batch["A"] and torch.allclose(pairs["B2A"][1], F(batch["B"]))
     assert not pairs["A2B"][1].requires_grad
+
+
+def test_evaluation_pairs_leave_out_the_missing_images_of_a_batch():
+    model = make_cyclegan()
+    batch = batch_of(RandomPairs())
+    batch["has_A"], batch["has_B"] = torch.tensor([True, True, False, False]), torch.ones(4, dtype=torch.bool)
+    pairs = model.evaluation_pairs(batch)
+    G, F = model.generator["A2B"].eval(), model.generator["B2A"].eval()
+    with torch.no_grad():
+        assert torch.equal(pairs["A2B"][0], batch["B"]) and torch.allclose(pairs["A2B"][1], G(batch["A"][:2]))
+        assert torch.equal(pairs["B2A"][0], batch["A"][:2]) and torch.allclose(pairs["B2A"][1], F(batch["B"]))
+    batch = batch_of(RandomPairs(), n=2)
+    batch["has_A"], batch["has_B"] = torch.zeros(2, dtype=torch.bool), torch.ones(2, dtype=torch.bool)
+    pairs = model.evaluation_pairs(batch)  # past the end of testA: no A image, no call of G
+    assert [len(x) for x in pairs["A2B"]] == [2, 0] and [len(x) for x in pairs["B2A"]] == [0, 2]
+
+
+# -- every image of unequal test sets (defect 6 of issue 6) --------------------------------------
+TEST_SIZES = {"trainA": 4, "trainB": 4, "testA": 3, "testB": 5}  # as horse2zebra: 120 horses, 140 zebras
+
+
+def unequal_folder(root: Path) -> Path:
+    """The CycleGAN layout with fewer testA than testB images; distinct noise images."""
+    rng = np.random.default_rng(0)
+    for split, n in TEST_SIZES.items():
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8), "L").save(root / split / f"{i}.png")
+    return root
+
+
+def unequal_data(root: Path, **kwargs) -> UnpairedImageDataModule:
+    kwargs = {"image_size": 32, "channels": 1, "jitter": False, "batch_size": 2, "eval_batch_size": 2, **kwargs}
+    return UnpairedImageDataModule(str(root), load_size=None, on_device=False, val_size=1, **kwargs)
+
+
+def rows_of(images: torch.Tensor, candidates: torch.Tensor) -> list[int]:
+    """For each image, the position of the matching candidate (translations in another batch
+    composition can differ in the last bits)."""
+    return [next(i for i, c in enumerate(candidates) if torch.allclose(image, c, atol=1e-5)) for image in images]
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_evaluation_streams_hold_every_image_of_unequal_test_sets(tmp_path, world):
+    # Defect 6: evaluation stopped at min(|testA|, |testB|) = 3 items, so FID B2A compared F(3 of
+    # the 5 B images) with 3 A images and testB's last two were never scored. Over all ranks each
+    # stream now gets every real image of its target domain and a translation of every input.
+    dm = unequal_data(unequal_folder(tmp_path / "data"))
+    dm.setup("test")
+    test_a, test_b = (to_float(x) for x in dm.eval_images("test"))
+    model = make_cyclegan()
+    streams = {"A2B": ([], []), "B2A": ([], [])}
+    for rank in range(world):
+        dm.trainer = type("Trainer", (), {"global_rank": rank, "world_size": world})()
+        for batch in dm.test_dataloader():
+            for stream, (reals, fakes) in model.evaluation_pairs(batch).items():
+                streams[stream][0].append(reals)
+                streams[stream][1].append(fakes)
+    reals = {stream: torch.cat(parts[0]) for stream, parts in streams.items()}
+    fakes = {stream: torch.cat(parts[1]) for stream, parts in streams.items()}
+    assert {s: (len(reals[s]), len(fakes[s])) for s in streams} == {"A2B": (5, 3), "B2A": (3, 5)}
+    assert sorted(rows_of(reals["A2B"], test_b)) == [0, 1, 2, 3, 4]  # each B image once
+    assert sorted(rows_of(reals["B2A"], test_a)) == [0, 1, 2]
+    with torch.no_grad():
+        G, F = model.generator["A2B"].eval(), model.generator["B2A"].eval()
+        assert sorted(rows_of(fakes["A2B"], G(test_a))) == [0, 1, 2]  # a translation of each A image
+        assert sorted(rows_of(fakes["B2A"], F(test_b))) == [0, 1, 2, 3, 4]
+
+
+def test_fid_of_each_direction_counts_every_test_image(tmp_path, monkeypatch):
+    # Defect 6, through Lightning and the base's FID: per stream, the real and generated counts
+    # are the sizes of the two test sets (a batch past testA's end holds no A image at all).
+    generated: dict[int, list] = {}  # per stream's FeatureDistances: [it, generated images fed]
+    update = FeatureDistances.update
+
+    def counting(self, images, real):
+        generated.setdefault(id(self), [self, 0])[1] += 0 if real else len(images)
+        return update(self, images, real)
+
+    monkeypatch.setattr(FeatureDistances, "update", counting)
+    model = make_cyclegan(eval_fid=True)
+    dm = unequal_data(unequal_folder(tmp_path / "data"), eval_batch_size=2)
+    make_trainer(tmp_path).test(model, datamodule=dm, verbose=False)
+    # Real statistics stay after the score (and may come from the feature cache); generated ones were counted.
+    counts = sorted((distances.num_real, n) for distances, n in generated.values())
+    assert counts == [(3, 5), (5, 3)]  # B2A: 3 real A vs F(5 B images); A2B: 5 real B vs G(3 A images)
+    metrics = model.trainer.callback_metrics
+    assert "test/fid_A2B" in metrics and "test/fid_B2A" in metrics
 
 
 # -- the YAML config ----------------------------------------------------------------------------

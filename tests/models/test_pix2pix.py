@@ -87,9 +87,10 @@ def test_validation_and_test_log_l1_psnr_ssim_against_the_target(tmp_path):
     metrics = dict(trainer.callback_metrics)
     a, b = dm.a[dm.num :], dm.b[dm.num :]
     with torch.no_grad():
-        # Batch statistics at test time: the two evaluation batches of 4 and 2 are normalised apart.
+        # Batch statistics at test time, one image at a time (defect 7): each image is normalised
+        # with its own statistics, not with those of its evaluation batch of 4 or 2.
         model.generator.eval()
-        fake = torch.cat([model.generator(a[:4]), model.generator(a[4:])])
+        fake = torch.cat([model.generator(a[i : i + 1]) for i in range(len(a))])
     fake01, b01 = (fake + 1) / 2, (b + 1) / 2
     psnr = (10 * torch.log10(1 / ((fake01 - b01) ** 2).flatten(1).mean(1))).mean()
     assert metrics["val/l1"].item() == pytest.approx((fake - b).abs().mean().item(), rel=1e-4)
@@ -103,6 +104,71 @@ def test_validation_and_test_log_l1_psnr_ssim_against_the_target(tmp_path):
     images, columns = model.visuals(nrow=2, interpolation_rows=8, interpolation_steps=10)["A2B"]
     assert columns == 3 and images.shape == (6, 1, 32, 32)
     assert images[0::3].equal(a[:2]) and images[2::3].equal(b[:2])  # input | output | target
+
+
+def eval_batch(a: torch.Tensor, b: torch.Tensor, index: list[int]) -> dict[str, torch.Tensor]:
+    index_ = torch.tensor(index)
+    return {"A": a[index_], "B": b[index_], "index": index_}
+
+
+def test_evaluation_translation_does_not_depend_on_the_batch():
+    # Defect 7: with batch statistics at test time (and dropout, the paper's defaults), an image's
+    # evaluation translation was normalised with its evaluation batch's statistics (facades: 16
+    # images, while it trains at batch 1), so metrics moved with the batch size, the batch's other
+    # images and the number of GPUs. Each image is now run alone, with seeded dropout noise.
+    model = make_pix2pix()
+    assert model.generator.training  # evaluation switches to eval mode and back
+    dm = RandomPairs(num=0, val=16, paired=True)
+    a, b = dm.a, dm.b
+
+    def translations(index: list[int]) -> torch.Tensor:
+        reals, fakes = model.evaluation_pairs(eval_batch(a, b, index))[""]
+        assert reals.equal(b[torch.tensor(index)])
+        return fakes
+
+    rng = torch.get_rng_state()
+    whole = translations(list(range(16)))  # one evaluation batch of 16
+    assert torch.get_rng_state().equal(rng)  # the training's random stream is left alone
+    alone = torch.cat([translations([i]) for i in range(16)])  # batches of 1
+    assert whole.equal(alone)
+    order = [5, 12, 0, 9, 3, 15, 7, 1, 14, 2, 10, 6, 13, 4, 11, 8]  # other batch compositions
+    mixed = torch.cat([translations(order[:4]), translations(order[4:11]), translations(order[11:])])
+    assert mixed.equal(whole[torch.tensor(order)])
+    shards = [translations(list(range(rank, 16, 2))) for rank in (0, 1)]  # two DDP processes' shares
+    assert shards[0].equal(whole[0::2]) and shards[1].equal(whole[1::2])
+    assert model.generator.training
+    # Still the paper's noise: another image index gives the same input another dropout sample.
+    again = model.evaluation_pairs({"A": a[:1], "B": b[:1], "index": torch.tensor([100])})[""][1]
+    assert not again.equal(whole[:1])
+    # What the old evaluation did: the batch's statistics, another output for the same image.
+    with torch.no_grad():
+        model.generator.eval()
+        torch.manual_seed(0)
+        batched = model.generator(a)
+    assert (batched - whole).abs().max() > 1e-3
+
+
+def test_sample_grid_shows_the_evaluated_translation(tmp_path):
+    # Defect 7: the grid's translations are the ones evaluation scores (same per-image statistics
+    # and noise), not a batch-of-8 forward with fresh dropout.
+    model = make_pix2pix()
+    dm = RandomPairs(val=6, paired=True)
+    make_trainer(tmp_path).validate(model, datamodule=dm, verbose=False)
+    images, columns = model.visuals(nrow=3, interpolation_rows=0, interpolation_steps=0)["A2B"]
+    a, b = dm.a[dm.num :], dm.b[dm.num :]
+    evaluated = model.evaluation_pairs(eval_batch(a, b, [2, 1, 0]))[""][1].flip(0)
+    assert columns == 3 and images[1::3].equal(evaluated)
+    assert images[0::3].equal(a[:3]) and images[2::3].equal(b[:3])
+
+
+def test_deterministic_generator_translates_the_batch_at_once():
+    # Running statistics and no test-time dropout: nothing depends on the batch, one forward.
+    model = make_pix2pix(net_kwargs={"dropout_at_test": False, "batch_stats_at_test": False})
+    forwards = []
+    model.generator.register_forward_hook(lambda module, args, out: forwards.append(len(args[0])))
+    dm = RandomPairs(num=0, val=8, paired=True)
+    fakes = model.evaluation_pairs(eval_batch(dm.a, dm.b, list(range(8))))[""][1]
+    assert forwards == [8] and fakes.shape == (8, 1, 32, 32)
 
 
 def test_visuals_before_any_validation_come_from_the_validation_loader(tmp_path):
@@ -134,6 +200,6 @@ def test_config_builds_the_paper_s_model():
     model = instantiate(compose("pix2pix"))
     assert isinstance(model, Pix2Pix) and model.lambda_l1 == 100
     assert model.generator.n_downs == 5 and model.discriminator.in_channels == 2
-    assert model.discriminator.n_layers == 2 and model.scheduler_g is None
+    assert model.discriminator.n_layers == 2 and "generator" not in model.scheduler_factories
     big = instantiate(compose("pix2pix", 256, 3))
     assert big.generator.n_downs == 8 and big.discriminator.receptive_field == 70 and big.discriminator.in_channels == 6

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from gans.nets.unet import NoiseDropout, UnetGenerator, downsamplings
+from gans.nets.unet import NoiseDropout, UnetGenerator, depends_on_batch_at_test, downsamplings
 
 
 @pytest.mark.parametrize("size,channels", [(32, 1), (64, 3), (256, 3)])
@@ -67,3 +67,20 @@ def test_dropout_and_batch_statistics_stay_on_at_test_time_as_in_the_paper():
     torch.testing.assert_close(deterministic(x[:1]), deterministic(x)[:1])  # eval: running statistics
     deterministic.train()
     assert not torch.equal(deterministic(x), deterministic(x))  # dropout while training
+
+
+def test_which_generators_depend_on_their_batch_at_test_time():
+    # Defect 7: what makes Pix2pix translate evaluation images one at a time.
+    make = lambda **kwargs: UnetGenerator(32, 1, width=4, **kwargs)  # noqa: E731
+    assert depends_on_batch_at_test(make())  # the paper's: batch statistics and dropout at test
+    assert depends_on_batch_at_test(make(dropout_at_test=False))  # batch statistics
+    assert depends_on_batch_at_test(make(batch_stats_at_test=False))  # noise
+    assert not depends_on_batch_at_test(make(dropout_at_test=False, batch_stats_at_test=False))
+    assert depends_on_batch_at_test(make(norm="instance"))  # noise, though statistics are per image
+    assert not depends_on_batch_at_test(make(norm="instance", dropout_at_test=False))
+    assert not depends_on_batch_at_test(make(dropout=0.0, batch_stats_at_test=False))
+    # With batch statistics an image's output depends on its batch; alone, it is the same image.
+    torch.manual_seed(0)
+    g, x = make(dropout_at_test=False).eval(), torch.randn(4, 1, 32, 32)
+    assert not torch.allclose(g(x)[:1], g(x[:1]))
+    assert torch.equal(g(x[:1]), g(x[:1]))
