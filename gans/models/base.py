@@ -19,8 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from gans.data.base import to_uint8
 from gans.errors import NonFiniteLossError
 from gans.metrics.fid import FeatureDistances
+from gans.metrics.inception import exact_float32
 
 log = logging.getLogger(__name__)
 LossFn = Callable[[dict[str, Tensor]], tuple[Tensor, dict[str, Tensor]]]
@@ -106,7 +106,7 @@ class GenerativeModule(L.LightningModule, ABC):
         self._eval_batches: dict[str, int] = {}
         self._eval_latents: Tensor | None = None
         self._last_losses: dict[str, Tensor] = {}
-        self._optimizer_names: dict[int, str] = {}
+        self._stepping: Update | None = None  # the update inside optimizer.step(), for its hook
 
     def setup_sampling(self) -> None:
         """Call at the end of a subclass's __init__, once its networks exist: the EMA copy and the
@@ -199,7 +199,6 @@ class GenerativeModule(L.LightningModule, ABC):
         optimizers, schedulers = [], []
         for name, make in self.optimizer_factories.items():
             optimizer = make(getattr(self, name).parameters())
-            self._optimizer_names[id(optimizer)] = name
             optimizers.append(optimizer)
             if name in self.scheduler_factories:
                 schedulers.append(self.scheduler_factories[name](optimizer))
@@ -276,7 +275,11 @@ class GenerativeModule(L.LightningModule, ABC):
             loss, stats = update.loss(batch)
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            optimizer.step()  # gradient clipping and the norm: `on_before_optimizer_step`
+            self._stepping = update
+            try:
+                optimizer.step()  # gradient clipping and the norm: `on_before_optimizer_step`
+            finally:
+                self._stepping = None
         self.after_step(update.network)
         self._last_losses[update.name] = loss.detach()
         if self._log_this_step:
@@ -287,14 +290,14 @@ class GenerativeModule(L.LightningModule, ABC):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Lightning calls this inside optimizer.step(), after unscaling fp16 gradients: the norm is
         # the true one, and clipping acts on true gradients.
-        name = self._optimizer_names.get(id(optimizer))
-        if name is None:
+        update = self._stepping
+        if update is None:
             return
+        name = update.network
         if self._log_this_step:
             grads = [p.grad for p in getattr(self, name).parameters() if p.grad is not None]
             if grads:
-                short = next((u.name for u in self.updates() if u.network == name), name)
-                self.log(f"train/grad_norm_{short}", torch.nn.utils.get_total_norm(grads).float())
+                self.log(f"train/grad_norm_{update.name}", torch.nn.utils.get_total_norm(grads).float())
         if name in self.gradient_clip:
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip[name], gradient_clip_algorithm="norm")
 
@@ -418,12 +421,12 @@ class GenerativeModule(L.LightningModule, ABC):
         # Generated at the run's precision; the metrics below run in float32.
         self.prepare_evaluation(batch)
         pairs = self.evaluation_pairs(batch) if self.eval_fid else {}
-        with float32_metrics(self.device):
-            for stream, (reals, fakes) in pairs.items():
-                distances = self._stream_distances(stage, stream)
-                if self._collect_real[self._reference_key(stage, stream)]:
-                    distances.update(to_uint8(reals), real=True)
-                distances.update(to_uint8(fakes), real=False)
+        for stream, (reals, fakes) in pairs.items():  # FeatureDistances computes in float32 itself
+            distances = self._stream_distances(stage, stream)
+            if self._collect_real[self._reference_key(stage, stream)]:
+                distances.update(to_uint8(reals), real=True)
+            distances.update(to_uint8(fakes), real=False)
+        with exact_float32(self.device):  # PSNR, SSIM, L1: float32 under every precision
             self.evaluate_batch_extra(batch, prefix)  # cheap metrics run with or without FID
 
     def _evaluation_complete(self, stage: str) -> bool:
@@ -448,8 +451,7 @@ class GenerativeModule(L.LightningModule, ABC):
                 else:
                     distances.discard_collected_real()
                     del self._distances[stage][stream]  # an incomplete reference set is not reused
-            with float32_metrics(self.device):
-                scores = distances.compute()
+            scores = distances.compute()
             distances.reset()
             suffix = f"_{stream}" if stream else ""
             scores["fid_samples"] = torch.tensor(float(n_fake), device=self.device)  # each stream names its count
@@ -529,10 +531,3 @@ class AdversarialModule(GenerativeModule):
             Update("g", "generator", self.generator_loss, every=self.n_critic),
         ]
 
-
-@contextmanager
-def float32_metrics(device: torch.device) -> Iterator[None]:
-    """Autocast off: Inception, PSNR and SSIM compute in float32 under every trainer precision, so
-    in-loop metrics equal the float32 numbers and match cached float32 reference features."""
-    with torch.autocast(device_type=device.type, enabled=False):
-        yield
