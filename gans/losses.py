@@ -12,30 +12,49 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def real_labels(logits: Tensor, smoothing: float = 0.0, noise: float = 0.0) -> Tensor:
-    """Targets for real samples: 1 - `smoothing` (one-sided label smoothing, Salimans et al. 2016),
-    optionally jittered by uniform noise of width `noise` (noisy labels), clamped to [0, 1]."""
-    target = torch.full_like(logits, 1.0 - smoothing)
-    if noise > 0:
-        target = (target - noise * torch.rand_like(logits)).clamp_(0.0, 1.0)
-    return target
+def target_labels(logits: Tensor, low: float, high: float) -> Tensor:
+    """BCE targets drawn uniformly from [low, high], one per logit; a constant when low == high.
+
+    The hard targets of Goodfellow et al. 2014 are (1, 1) for real and (0, 0) for generated
+    samples; one-sided label smoothing (Salimans et al. 2016, sec. 3.4) is a real target of
+    (0.9, 0.9); the course lecture's noisy labels draw real targets from [0.7, 1.2] and generated
+    ones from [0, 0.3]. Targets above 1 are kept (not clamped): with logits, BCE is still the
+    cross-entropy t * softplus(-x) + (1 - t) * softplus(x), minimised at sigmoid(x) = t for t in
+    [0, 1] and pushing the logit ever higher for t > 1, which is the trick's intent."""
+    if low > high:
+        raise ValueError(f"a label range must have low <= high, got [{low}, {high}]")
+    if low == high:
+        return torch.full_like(logits, float(low))
+    return torch.empty_like(logits).uniform_(float(low), float(high))
 
 
-def fake_labels(logits: Tensor, noise: float = 0.0) -> Tensor:
-    """Targets for generated samples: 0, optionally raised by uniform noise of width `noise`.
-    Smoothing is one-sided: fake targets stay at 0 (Salimans et al. 2016, sec. 3.4)."""
-    target = torch.zeros_like(logits)
-    if noise > 0:
-        target = target + noise * torch.rand_like(logits)
-    return target
+def flip_labels(real_target: Tensor, fake_target: Tensor, probability: float) -> tuple[Tensor, Tensor]:
+    """Swap the real and generated targets of a random fraction `probability` of the pairs
+    (occasional label flipping, one of the tricks practitioners add to noisy labels, e.g. the
+    "ganhacks" list of Chintala et al. 2016): the discriminator is told, now and then, the wrong
+    answer, which keeps it from becoming over-confident."""
+    if probability <= 0:
+        return real_target, fake_target
+    flip = torch.rand_like(real_target) < probability
+    return torch.where(flip, fake_target, real_target), torch.where(flip, real_target, fake_target)
 
 
 def bce_discriminator_loss(
-    real_logits: Tensor, fake_logits: Tensor, smoothing: float = 0.0, noise: float = 0.0
+    real_logits: Tensor,
+    fake_logits: Tensor,
+    real_label: tuple[float, float] = (1.0, 1.0),
+    fake_label: tuple[float, float] = (0.0, 0.0),
+    flip: float = 0.0,
 ) -> Tensor:
-    """Goodfellow et al. 2014, eq. 1 for D: -log D(x) - log(1 - D(G(z))), averaged."""
-    real = F.binary_cross_entropy_with_logits(real_logits, real_labels(real_logits, smoothing, noise))
-    fake = F.binary_cross_entropy_with_logits(fake_logits, fake_labels(fake_logits, noise))
+    """Goodfellow et al. 2014, eq. 1 for D: -log D(x) - log(1 - D(G(z))), averaged; targets drawn
+    from the `real_label` and `fake_label` ranges (`target_labels`), a fraction `flip` swapped."""
+    real_target, fake_target = target_labels(real_logits, *real_label), target_labels(fake_logits, *fake_label)
+    if flip > 0:
+        if real_target.shape != fake_target.shape:
+            raise ValueError("label flipping pairs real and generated targets: the batches must be of one size")
+        real_target, fake_target = flip_labels(real_target, fake_target, flip)
+    real = F.binary_cross_entropy_with_logits(real_logits, real_target)
+    fake = F.binary_cross_entropy_with_logits(fake_logits, fake_target)
     return real + fake
 
 
@@ -79,13 +98,28 @@ def wasserstein_generator_loss(fake_logits: Tensor) -> Tensor:
     return -fake_logits.mean()
 
 
-def gradient_penalty(critic, real: Tensor, fake: Tensor, *critic_args) -> Tensor:
-    """Gulrajani et al. 2017 (WGAN-GP), eq. 3: E[(||grad D(x_hat)||_2 - 1)^2] on random
-    interpolates x_hat = eps x + (1 - eps) G(z). Multiply by lambda (10 in the paper) outside."""
+def interpolates(real: Tensor, fake: Tensor) -> Tensor:
+    """Gulrajani et al. 2017, Algorithm 1: x_hat = eps x + (1 - eps) x_tilde with one eps ~ U[0, 1]
+    per sample (shape [B, 1, 1, 1] for images), so x_hat lies on the line between a real and a
+    generated sample; gradients flow to neither (the penalty acts on the critic only)."""
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    interpolates = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
-    scores = critic(interpolates, *critic_args)
-    (grads,) = torch.autograd.grad(scores.sum(), interpolates, create_graph=True)
+    return torch.lerp(fake.detach(), real.detach(), eps)
+
+
+def gradient_penalty(critic, real: Tensor, fake: Tensor, *critic_args, loss_scale: float | None = None) -> Tensor:
+    """Gulrajani et al. 2017 (WGAN-GP), eq. 3: E[(||grad_x D(x_hat)||_2 - 1)^2] over random
+    interpolates x_hat, the norm over each whole flattened sample. Multiply by lambda (10 in the
+    paper) outside. `create_graph` lets the penalty's own gradient reach the critic's weights.
+
+    Mixed precision: the gradient w.r.t. the input is taken here, outside the loss scaler. Under
+    fp16 pass `loss_scale` (the GradScaler's current scale): the scores are scaled before
+    differentiating, as the loss is, so small input gradients do not flush to zero in half
+    precision, then divided back. The norm and the penalty are computed in float32."""
+    x_hat = interpolates(real, fake).requires_grad_(True)
+    scores = critic(x_hat, *critic_args)
+    outputs = scores.sum() if loss_scale is None else scores.sum() * loss_scale
+    (grads,) = torch.autograd.grad(outputs, x_hat, create_graph=True)
+    grads = grads.float() if loss_scale is None else grads.float() / loss_scale
     return (grads.flatten(1).norm(2, dim=1) - 1.0).square().mean()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
 from gans.config import register_resolvers
@@ -36,8 +36,10 @@ def load_model(checkpoint: Path, device: str = "cpu", weights_only: bool = True)
     """The LightningModule of a run, with the checkpoint's weights, in eval mode."""
     register_resolvers()
     cfg = run_config(checkpoint)
-    model = instantiate(cfg.model)
     state = torch.load(checkpoint, map_location="cpu", weights_only=weights_only)
+    with open_dict(cfg):  # run.py finds it in the data at training time; the model saved it
+        cfg.data.num_classes = int(state.get("hyper_parameters", {}).get("num_classes", 0))
+    model = instantiate(cfg.model)
     model.load_state_dict(state["state_dict"])
     return model.to(device).eval()
 

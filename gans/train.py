@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from gans.config import is_multirun
 from gans.errors import GansError
@@ -43,6 +43,7 @@ def train(cfg: DictConfig) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
+    record_num_classes(cfg, datamodule)
     if rank_zero_only.rank == 0:
         # Refuse missing or unreadable data before a logger starts (W&B would keep an empty run).
         # The images load once here; Lightning's own `setup` call moves them to the device later.
@@ -68,6 +69,13 @@ def train(cfg: DictConfig) -> float | None:
     finally:
         _finish_wandb(loggers)
     return returned_value(trainer, metric, tracker)
+
+
+def record_num_classes(cfg: DictConfig, datamodule) -> None:
+    """`data.num_classes` from the data (10 for Fashion-MNIST, the class subfolders of an image
+    folder, 0 when unlabelled), for model configs that interpolate `${data.num_classes}`."""
+    with open_dict(cfg):
+        cfg.data.num_classes = int(datamodule.find_classes())
 
 
 def check_trainer_config(cfg: DictConfig) -> None:

@@ -8,14 +8,17 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
+from torchvision.transforms.functional import to_pil_image, to_tensor
 from torchvision.utils import make_grid, save_image
 
 
 class SampleGrids(L.Callback):
     """After each evaluation (and at the end of training), draw the module's `visuals()` (for a GAN:
     the fixed latents and an interpolation grid), write `<name>/iter=NNNNNNN.png` (the training iteration) under `dirpath`
-    and log each image to W&B or TensorBoard.
+    and log each image to W&B or TensorBoard. A visual may name its rows (`(images, nrow, names)`,
+    a class-conditional model's classes): the names go in a margin left of the grid.
 
     Args:
         dirpath: where PNGs go (the Hydra run dir by default).
@@ -38,8 +41,11 @@ class SampleGrids(L.Callback):
     @rank_zero_only
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         visuals = pl_module.visuals(self.nrow, self.interpolation_rows, self.interpolation_steps)
-        for name, (images, nrow) in visuals.items():
-            self.save(trainer, name, self._grid(images, nrow))
+        for name, (images, nrow, *row_names) in visuals.items():
+            grid = self._grid(images, nrow)
+            if row_names and row_names[0]:
+                grid = label_rows(grid, row_names[0])
+            self.save(trainer, name, grid)
 
     @staticmethod
     def _grid(images: Tensor, nrow: int) -> Tensor:
@@ -57,3 +63,16 @@ class SampleGrids(L.Callback):
                 logger.log_image(key=name, images=[grid], step=step)
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(name, grid, step)
+
+
+def label_rows(grid: Tensor, names: list[str], padding: int = 2) -> Tensor:
+    """The grid (3, H, W) in [0, 1] with a white margin on the left holding each row's name."""
+    image = to_pil_image(grid.clamp(0, 1))
+    font = ImageFont.load_default()
+    margin = int(max(ImageDraw.Draw(image).textlength(name, font=font) for name in names)) + 6
+    canvas = Image.new("RGB", (image.width + margin, image.height), "white")
+    canvas.paste(image, (margin, 0))
+    draw, row_height = ImageDraw.Draw(canvas), (image.height - padding) / len(names)
+    for i, name in enumerate(names):
+        draw.text((3, padding + (i + 0.5) * row_height), name, fill="black", font=font, anchor="lm")
+    return to_tensor(canvas)

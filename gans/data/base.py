@@ -142,7 +142,13 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
     """
 
     name = "images"
-    num_classes = 0
+    num_classes = 0  # 0: unlabelled
+    class_names: list[str] = []
+
+    def find_classes(self) -> int:
+        """The number of classes (0 for unlabelled data), known before the images load: the model's
+        config reads it as `data.num_classes`. A data set that must look at its files overrides this."""
+        return self.num_classes
 
     def __init__(
         self,

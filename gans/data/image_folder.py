@@ -158,6 +158,15 @@ class ImageFolderDataModule(InMemoryImageDataModule):
         self.files: list[Path] | None = None
         self.file_labels: list[int] | None = None
 
+    @property
+    def class_names(self) -> list[str]:
+        return self.classes
+
+    def find_classes(self) -> int:
+        if self.files is None:
+            self.scan()
+        return self.num_classes
+
     # -- finding the files --------------------------------------------------------------------
     def scan(self) -> None:
         """Find the images and their labels (`files`, `file_labels`, `classes`, `num_classes`)."""

@@ -30,13 +30,14 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gans.data.base import to_uint8
-from gans.errors import NonFiniteLossError
+from gans.errors import GansError, NonFiniteLossError
 from gans.metrics.fid import FeatureDistances
 from gans.metrics.inception import exact_float32
 
 log = logging.getLogger(__name__)
 LossFn = Callable[[dict[str, Tensor]], tuple[Tensor, dict[str, Tensor]]]
 SCHEDULER_INTERVALS = ("epoch", "iteration")
+LATENT_DISTRIBUTIONS = ("normal", "uniform")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class GenerativeModule(L.LightningModule, ABC):
         scheduler_interval: step schedulers once per "epoch" or once per "iteration".
         gradient_clip: {network attribute: max gradient norm}, applied after unscaling, before the step.
         generator_name: the attribute holding the network that draws samples.
+        latent_distribution: z ~ N(0, I) ("normal", the lecture's trick) or U[-1, 1]^d ("uniform",
+            what Radford et al. 2016 drew).
         ema_decay: if set, keep an exponential moving average of the generating network and sample from it.
         num_fixed_samples: size of the fixed latent batch behind the sample grids.
         sample_seed: seed of the fixed latents and of the evaluation latents.
@@ -76,6 +79,7 @@ class GenerativeModule(L.LightningModule, ABC):
         scheduler_interval: str = "epoch",
         gradient_clip: dict[str, float] | None = None,
         generator_name: str = "generator",
+        latent_distribution: str = "normal",
         ema_decay: float | None = None,
         num_fixed_samples: int = 64,
         sample_seed: int = 1234,
@@ -92,7 +96,11 @@ class GenerativeModule(L.LightningModule, ABC):
         self.optimizer_factories = dict(optimizers)
         self.scheduler_factories = {k: v for k, v in (schedulers or {}).items() if v is not None}
         self.gradient_clip = {k: float(v) for k, v in (gradient_clip or {}).items() if v}
+        if latent_distribution not in LATENT_DISTRIBUTIONS:
+            raise GansError(f"model.latent_distribution must be one of {', '.join(LATENT_DISTRIBUTIONS)}, "
+                            f"got {latent_distribution!r}")  # fmt: skip
         self.scheduler_interval, self.generator_name = scheduler_interval, generator_name
+        self.latent_distribution = latent_distribution
         self.ema_decay, self.num_fixed_samples, self.sample_seed = ema_decay, num_fixed_samples, sample_seed
         self.eval_fid, self.eval_kid, self.fid_antialias = eval_fid, eval_kid, fid_antialias
         self.kid_subset_size, self.channels_last = kid_subset_size, channels_last
@@ -119,7 +127,7 @@ class GenerativeModule(L.LightningModule, ABC):
         self.latent_dim = getattr(generator, "latent_dim", None)
         if self.latent_dim:
             seeded = torch.Generator().manual_seed(self.sample_seed)
-            self.register_buffer("fixed_z", torch.randn(self.num_fixed_samples, self.latent_dim, generator=seeded))
+            self.register_buffer("fixed_z", self.draw_latent(self.num_fixed_samples, seeded, "cpu"))
             condition = self.grid_conditions(self.num_fixed_samples)
             if condition is not None:
                 self.register_buffer("fixed_condition", condition)
@@ -148,8 +156,15 @@ class GenerativeModule(L.LightningModule, ABC):
         return None
 
     # -- sampling -----------------------------------------------------------------------------
+    def draw_latent(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        """n latents from the prior (`latent_distribution`), from `generator` if given."""
+        shape, device = (n, self.latent_dim), self.device if device is None else device
+        if self.latent_distribution == "uniform":
+            return torch.rand(shape, generator=generator, device=device).mul_(2.0).sub_(1.0)
+        return torch.randn(shape, generator=generator, device=device)
+
     def sample_latent(self, n: int) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=self.device)
+        return self.draw_latent(n)
 
     @property
     def sampler(self) -> nn.Module:
@@ -393,7 +408,7 @@ class GenerativeModule(L.LightningModule, ABC):
             n = self.trainer.datamodule.eval_size(stage)
             if self._eval_latents is None or len(self._eval_latents) != n:
                 seeded = torch.Generator().manual_seed(self.sample_seed + 1)
-                self._eval_latents = torch.randn(n, self.latent_dim, generator=seeded)
+                self._eval_latents = self.draw_latent(n, seeded, "cpu")
             self._eval_latents = self._eval_latents.to(self.device)
         for distances in self._distances.get(stage, {}).values():
             distances.to(self.device)
@@ -505,8 +520,9 @@ class AdversarialModule(GenerativeModule):
             gradient_clip={"generator": gradient_clip_g, "discriminator": gradient_clip_d},
             **kwargs,
         )
-        if not isinstance(n_critic, int) or n_critic < 1:
-            raise ValueError(f"n_critic must be a positive integer, got {n_critic!r}")
+        if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
+            raise GansError(f"model.n_critic={n_critic!r} must be a positive integer (discriminator updates per "
+                            "generator update), e.g. model.n_critic=5")  # fmt: skip
         # Networks and partial callables are rebuilt from the Hydra config; keeping only plain
         # values in the checkpoint lets it load with torch.load(weights_only=True).
         self.save_hyperparameters(

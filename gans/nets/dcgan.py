@@ -19,6 +19,11 @@ The choices (the defaults are `conf/model/dcgan.yaml`'s; `dcgan_paper.yaml` and
 | D `input_batch_norm` (after the first convolution) | no | no (sec. 3) | yes |
 | D `width` | 64 | 128 in the code (ndf) | 64 |
 | `bias_with_batch_norm` (a bias before batch norm too) | no | no | yes (Keras' default) |
+
+The lecture's stabilising tricks that live in the networks are switches too, each on by default
+(the ablation in experiments/README.md turns them off one at a time): `norm` (batch norm; the
+critic of WGAN-GP takes `layer` or `none`), LeakyReLU (`activation`), strided convolutions
+rather than pooling (`downsample`, `upsample`) and a tanh output for images in [-1, 1] (`output`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,17 @@ from gans.errors import GansError
 from gans.nets.init import dcgan_init
 
 ACTIVATIONS = ("relu", "leaky_relu")
+GENERATOR_NORMS = ("batch", "none")
+DISCRIMINATOR_NORMS = ("batch", "layer", "none")
+UPSAMPLES = ("transposed", "nearest")
+DOWNSAMPLES = ("stride", "max_pool")
+OUTPUTS = ("tanh", "sigmoid")
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise GansError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def stride2_stages(image_size: int) -> tuple[int, int]:
@@ -54,13 +70,23 @@ def same_padding(kernel_size: int) -> int:
     return (kernel_size - 1) // 2
 
 
-def generator_activation(activation: str, slope: float) -> nn.Module:
-    """The generator's hidden activation: the paper's ReLU or the lecture's LeakyReLU(slope)."""
-    if activation == "relu":
+def hidden_activation(activation: str, slope: float, key: str = "model.generator.activation") -> nn.Module:
+    """A hidden activation: ReLU or LeakyReLU(slope)."""
+    if check_choice(key, activation, ACTIVATIONS) == "relu":
         return nn.ReLU(inplace=True)
-    if activation == "leaky_relu":
-        return nn.LeakyReLU(slope, inplace=True)
-    raise GansError(f"model.generator.activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    return nn.LeakyReLU(slope, inplace=True)
+
+
+def feature_norm(norm: str, channels: int) -> nn.Module | None:
+    """Normalisation of a convolution's output: batch norm (Ioffe & Szegedy 2015), layer norm over
+    (C, H, W) of each sample (Ba et al. 2016; `GroupNorm` with one group, as WGAN-GP's critic uses
+    instead of batch norm, Gulrajani et al. 2017 sec. 4, because the penalty is per sample and batch
+    norm couples the samples of a batch), or none."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "layer":
+        return nn.GroupNorm(1, channels)
+    return None
 
 
 class Generator(nn.Module):
@@ -78,6 +104,11 @@ class Generator(nn.Module):
         bias_with_batch_norm: layers followed by batch norm keep a bias too. It is redundant
             (batch norm's shift replaces it) but Keras layers have one by default, so the
             lecture's network has it; the paper's code has none.
+        norm: "batch" (Radford et al. 2016, sec. 3) or "none" (the lecture's trick turned off).
+        upsample: "transposed" (fractionally-strided convolutions, Radford et al. 2016) or
+            "nearest" (nearest-neighbour doubling, then a stride-1 convolution: the fixed,
+            pooling-like resampling that the lecture's "strided convolutions" trick replaces).
+        output: "tanh" for images in [-1, 1] (the lecture's trick) or "sigmoid" for [0, 1].
     """
 
     def __init__(
@@ -91,9 +122,17 @@ class Generator(nn.Module):
         slope: float = 0.2,
         project_batch_norm: bool = True,
         bias_with_batch_norm: bool = False,
+        norm: str = "batch",
+        upsample: str = "transposed",
+        output: str = "tanh",
     ) -> None:
         super().__init__()
+        check_choice("model.generator.norm", norm, GENERATOR_NORMS)
+        check_choice("model.generator.upsample", upsample, UPSAMPLES)
+        self.output = check_choice("model.generator.output", output, OUTPUTS)
         self.latent_dim, self.image_size, self.channels = latent_dim, image_size, channels
+        batch_norm = norm == "batch"
+        project_batch_norm = project_batch_norm and batch_norm
         stages, side = stride2_stages(image_size)
         widths = [width * 2 ** (stages - i) for i in range(stages)]  # e.g. 1024, 512, 256, 128
         self.base_shape = (widths[0], side, side)
@@ -105,17 +144,17 @@ class Generator(nn.Module):
         ]
         if project_batch_norm:
             project.append(nn.BatchNorm2d(widths[0]))
-        project.append(generator_activation(activation, slope))
+        project.append(hidden_activation(activation, slope))
         self.project = nn.Sequential(*project)
         blocks: list[nn.Module] = []
         for w_in, w_out in zip(widths[:-1], widths[1:]):
-            blocks += [
-                _upsample(w_in, w_out, kernel_size, bias=bias_with_batch_norm),
-                nn.BatchNorm2d(w_out),
-                generator_activation(activation, slope),
-            ]
+            blocks.append(_upsample(w_in, w_out, kernel_size, upsample, bias=bias_with_batch_norm or not batch_norm))
+            if batch_norm:
+                blocks.append(nn.BatchNorm2d(w_out))
+            blocks.append(hidden_activation(activation, slope))
         # No batch norm on the output layer (Radford et al. 2016, sec. 3).
-        blocks += [_upsample(widths[-1], channels, kernel_size, bias=True), nn.Tanh()]
+        blocks += [_upsample(widths[-1], channels, kernel_size, upsample, bias=True)]
+        blocks.append(nn.Tanh() if output == "tanh" else nn.Sigmoid())
         self.upsample = nn.Sequential(*blocks)
         self.apply(dcgan_init)
 
@@ -131,10 +170,14 @@ class Discriminator(nn.Module):
         width: filters of the first convolution, doubled per stage (64: 64-128-256-512 at 64x64).
         kernel_size: of the stride-2 convolutions (5 in the paper's code and the lecture's).
         slope: LeakyReLU slope, "0.2 in all models" (Radford et al. 2016, sec. 4).
-        input_batch_norm: batch norm after the first convolution too (the lecture's network);
+        input_batch_norm: normalisation after the first convolution too (the lecture's network);
             the paper leaves it out: "not applying batchnorm to the generator output layer and
             the discriminator input layer" avoided sample oscillation and instability (sec. 3).
         bias_with_batch_norm: convolutions followed by batch norm keep a bias (see `Generator`).
+        norm: "batch", "layer" (WGAN-GP's critic) or "none" (see `feature_norm`).
+        activation: "leaky_relu" (Radford et al. 2016; the lecture's trick) or "relu".
+        downsample: "stride" (stride-2 convolutions, Radford et al. 2016) or "max_pool" (a
+            stride-1 convolution, then 2x2 max pooling: what the lecture's trick replaces).
     """
 
     def __init__(
@@ -146,27 +189,39 @@ class Discriminator(nn.Module):
         slope: float = 0.2,
         input_batch_norm: bool = False,
         bias_with_batch_norm: bool = False,
+        norm: str = "batch",
+        activation: str = "leaky_relu",
+        downsample: str = "stride",
     ) -> None:
         super().__init__()
+        check_choice("model.discriminator.norm", norm, DISCRIMINATOR_NORMS)
+        check_choice("model.discriminator.downsample", downsample, DOWNSAMPLES)
         stages, side = stride2_stages(image_size)
         widths = [width * 2**i for i in range(stages)]  # e.g. 64, 128, 256, 512
         padding = same_padding(kernel_size)
         layers: list[nn.Module] = []
         for i, (w_in, w_out) in enumerate(zip([channels] + widths[:-1], widths)):
-            norm = i > 0 or input_batch_norm
-            layers.append(nn.Conv2d(w_in, w_out, kernel_size, 2, padding, bias=bias_with_batch_norm or not norm))
-            if norm:
-                layers.append(nn.BatchNorm2d(w_out))
-            layers.append(nn.LeakyReLU(slope, inplace=True))
+            normalise = feature_norm(norm, w_out) if i > 0 or input_batch_norm else None
+            bias = bias_with_batch_norm or normalise is None
+            if downsample == "stride":
+                layers.append(nn.Conv2d(w_in, w_out, kernel_size, 2, padding, bias=bias))
+            else:  # same-size convolution (odd padding kept symmetric), then 2x2 max pooling
+                layers += [nn.Conv2d(w_in, w_out, kernel_size, 1, "same", bias=bias), nn.MaxPool2d(2)]
+            if normalise is not None:
+                layers.append(normalise)
+            layers.append(hidden_activation(activation, slope, "model.discriminator.activation"))
         self.features = nn.Sequential(*layers)
-        self.classify = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * side * side, 1))
+        self.num_features = widths[-1] * side * side
+        self.classify = nn.Sequential(nn.Flatten(), nn.Linear(self.num_features, 1))
         self.apply(dcgan_init)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.classify(self.features(images)).squeeze(1)
 
 
-def _upsample(w_in: int, w_out: int, kernel_size: int, bias: bool) -> nn.ConvTranspose2d:
+def _upsample(w_in: int, w_out: int, kernel_size: int, mode: str, bias: bool) -> nn.Module:
+    if mode == "nearest":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w_in, w_out, kernel_size, 1, "same", bias=bias))
     # Doubles the side exactly: out = 2 (in - 1) - 2 p + k + output_padding = 2 in.
     padding = same_padding(kernel_size)
     return nn.ConvTranspose2d(

@@ -85,14 +85,14 @@ def test_generate_from_is_deterministic_and_keeps_train_mode():
 
 
 def test_checkpoint_holds_plain_values_and_loads_with_weights_only(tmp_path, random_images):
-    model = make_model(label_smoothing=0.1)
+    model = make_model(real_label=0.9)
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     trainer = make_trainer(
         tmp_path, limit_train_batches=2, limit_val_batches=0, enable_checkpointing=True, callbacks=[ckpt]
     )
     trainer.fit(model, datamodule=random_images())
     state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
-    assert state["hyper_parameters"]["label_smoothing"] == 0.1
+    assert state["hyper_parameters"]["real_label"] == 0.9
     assert torch.equal(state["state_dict"]["fixed_z"], model.fixed_z)
     assert not any(key.startswith("_distances") or "inception" in key for key in state["state_dict"])
 
