@@ -112,14 +112,18 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, *critic_args, loss_scal
     paper) outside. `create_graph` lets the penalty's own gradient reach the critic's weights.
 
     Mixed precision: the gradient w.r.t. the input is taken here, outside the loss scaler. Under
-    fp16 pass `loss_scale` (the GradScaler's current scale): the scores are scaled before
+    fp16 pass `loss_scale` (the GradScaler's current scale): the mean score is scaled before
     differentiating, as the loss is, so small input gradients do not flush to zero in half
-    precision, then divided back. The norm and the penalty are computed in float32."""
+    precision (and, the mean dividing by the batch, large ones do not overflow), then the
+    gradients are scaled back. The norm and the penalty are computed in float32."""
     x_hat = interpolates(real, fake).requires_grad_(True)
-    scores = critic(x_hat, *critic_args)
-    outputs = scores.sum() if loss_scale is None else scores.sum() * loss_scale
-    (grads,) = torch.autograd.grad(outputs, x_hat, create_graph=True)
-    grads = grads.float() if loss_scale is None else grads.float() / loss_scale
+    scores = critic(x_hat, *critic_args).float()
+    if loss_scale is None:
+        (grads,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    else:
+        (grads,) = torch.autograd.grad(scores.mean() * loss_scale, x_hat, create_graph=True)
+        grads = grads * (len(scores) / loss_scale)
+    grads = grads.float()
     return (grads.flatten(1).norm(2, dim=1) - 1.0).square().mean()
 
 

@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from gans import losses
+from gans.errors import GansError
+from gans.models.dcgan import DCGAN
 from tests.models.test_base import make_model
 
 
@@ -55,3 +57,48 @@ def assert_trained_and_samples(model, before, size: int = 64, channels: int = 3)
         assert any(changed), name
     images = model.generate(3)
     assert images.shape == (3, channels, size, size) and images.abs().max() <= 1 and torch.isfinite(images).all()
+
+
+def test_a_sigmoid_generator_trains_on_images_in_0_1_and_samples_in_minus_1_1():
+    from gans.nets.dcgan import Discriminator, Generator
+    from tests.models.test_base import adam
+
+    torch.manual_seed(0)
+    g = Generator(16, 16, 1, width=8, output="sigmoid")
+    model = DCGAN(g, Discriminator(16, 1, width=8), adam, adam, output="sigmoid", eval_fid=False)
+    batch = model.prepare_batch({"image": torch.tensor([-1.0, 0.0, 1.0]).view(3, 1, 1, 1).expand(3, 1, 16, 16)})
+    assert batch["image"][:, 0, 0, 0].tolist() == [0.0, 0.5, 1.0]
+    samples = model.generate(64)
+    assert samples.min() < 0 < samples.max() and samples.abs().max() <= 1
+    with pytest.raises(GansError, match="model.output=tanh but model.generator.output=sigmoid"):
+        DCGAN(g, Discriminator(16, 1, width=8), adam, adam, output="tanh")
+
+
+def test_uniform_noise_is_a_switch_of_every_latent():
+    model = make_model(latent_distribution="uniform")
+    z = model.sample_latent(5000)
+    assert z.min() >= -1 and z.max() <= 1 and z.std().item() == pytest.approx(1 / 3**0.5, rel=0.03)
+    assert model.fixed_z.abs().max() <= 1
+    assert make_model().sample_latent(5000).abs().max() > 2  # normal by default
+    with pytest.raises(GansError, match="latent_distribution must be one of normal, uniform"):
+        make_model(latent_distribution="cauchy")
+
+
+def test_mixed_batches_pass_real_and_fake_through_one_call():
+    model = make_model(mixed_batches=True)
+    sizes = []
+    model.discriminator.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
+    model.discriminator_loss({"image": torch.rand(6, 1, 16, 16) * 2 - 1})
+    assert sizes == [12]
+    model.mixed_batches = False
+    sizes.clear()
+    model.discriminator_loss({"image": torch.rand(6, 1, 16, 16) * 2 - 1})
+    assert sizes == [6, 6]
+
+
+def test_label_settings_are_checked():
+    assert make_model(real_label=[0.7, 1.2], fake_label=[0.0, 0.3]).real_label == (0.7, 1.2)
+    with pytest.raises(GansError, match=r"model.real_label=\[1.2, 0.7\] must be a number or a range"):
+        make_model(real_label=[1.2, 0.7])
+    with pytest.raises(GansError, match=r"model.label_flip=0.7 must be a probability in \[0, 0.5\)"):
+        make_model(label_flip=0.7)

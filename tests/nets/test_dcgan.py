@@ -217,3 +217,31 @@ def test_stride2_stages():
     assert stride2_stages(64) == (4, 4) and stride2_stages(28) == (2, 7) and stride2_stages(32) == (3, 4)
     with pytest.raises(ValueError, match="odd"):
         stride2_stages(27)
+
+
+def test_the_lectures_network_tricks_are_switches():
+    # Issue 7: batch norm, LeakyReLU, strided convolutions and tanh, each can be turned off.
+    kinds = lambda net: {type(m) for m in net.modules()}
+    plain_g = Generator(100, 28, 1, norm="none", upsample="nearest", output="sigmoid")
+    assert nn.BatchNorm2d not in kinds(plain_g) and nn.ConvTranspose2d not in kinds(plain_g)
+    assert nn.Upsample in kinds(plain_g) and nn.Sigmoid in kinds(plain_g) and nn.Tanh not in kinds(plain_g)
+    images = plain_g(torch.randn(3, 100))
+    assert images.shape == (3, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
+    for norm, layer in (("none", None), ("layer", nn.GroupNorm), ("batch", nn.BatchNorm2d)):
+        d = Discriminator(28, 1, norm=norm, activation="relu", downsample="max_pool")
+        assert nn.MaxPool2d in kinds(d) and nn.LeakyReLU not in kinds(d) and nn.ReLU in kinds(d)
+        norms = kinds(d) & {nn.BatchNorm2d, nn.GroupNorm}
+        assert norms == ({layer} if layer else set())
+        assert d(images * 2 - 1).shape == (3,)
+    with pytest.raises(GansError, match="model.discriminator.norm must be one of batch, layer, none"):
+        Discriminator(28, 1, norm="instance")
+    with pytest.raises(GansError, match="model.generator.upsample must be one of transposed, nearest"):
+        Generator(100, 28, 1, upsample="bilinear")
+
+
+def test_layer_norm_keeps_the_samples_of_a_batch_independent():
+    # Why WGAN-GP's critic takes layer norm: a sample's score must not depend on its batch.
+    torch.manual_seed(0)
+    d = Discriminator(28, 1, width=8, norm="layer")
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.allclose(d(x)[:1], d(x[:1]), atol=1e-6)
