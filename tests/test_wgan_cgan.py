@@ -7,12 +7,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
+from gans.sample import main as sample_main
 from tests.conftest import compose_config
 from tests.test_run import ROOT, assert_ok, one_line_error, run, wandb_metrics
 
@@ -31,8 +33,11 @@ def test_the_three_models_sweep_with_fid_and_their_own_metrics(tmp_path):
     # CGAN: one grid row per Fashion-MNIST class (4 columns in debug=smoke), names in a left margin.
     grid = Image.open(next((sweep / "2" / "samples").glob("iter=*.png")))
     assert grid.height == 2 + 10 * (28 + 2) and grid.width > 2 + 4 * (28 + 2)
-    hparams = torch.load(sweep / "2" / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
-    assert hparams["num_classes"] == 10  # data.num_classes, read from the data
+    ckpt = sweep / "2" / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["num_classes"] == 10  # read from the data
+    # The saved run config has no data.num_classes (run.py adds it): gans.sample takes the model's.
+    assert sample_main([str(ckpt), "4", str(tmp_path / "bags.npz"), "--label", "8"]) == 0
+    assert np.load(tmp_path / "bags.npz")["images"].shape == (4, 28, 28, 1)
 
 
 def test_wgan_gp_on_two_cpu_processes(tmp_path):
