@@ -101,9 +101,11 @@ def wasserstein_generator_loss(fake_logits: Tensor) -> Tensor:
 def interpolates(real: Tensor, fake: Tensor) -> Tensor:
     """Gulrajani et al. 2017, Algorithm 1: x_hat = eps x + (1 - eps) x_tilde with one eps ~ U[0, 1]
     per sample (shape [B, 1, 1, 1] for images), so x_hat lies on the line between a real and a
-    generated sample; gradients flow to neither (the penalty acts on the critic only)."""
+    generated sample; gradients flow to neither (the penalty acts on the critic only). Under
+    autocast G(z) may be bf16/fp16 while x is float32: x_hat is float32."""
+    real, fake = real.detach().float(), fake.detach().float()
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    return torch.lerp(fake.detach(), real.detach(), eps)
+    return torch.lerp(fake, real, eps)
 
 
 def gradient_penalty(critic, real: Tensor, fake: Tensor, *critic_args, loss_scale: float | None = None) -> Tensor:

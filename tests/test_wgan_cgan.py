@@ -40,10 +40,11 @@ def test_the_three_models_sweep_with_fid_and_their_own_metrics(tmp_path):
     assert np.load(tmp_path / "bags.npz")["images"].shape == (4, 28, 28, 1)
 
 
-def test_wgan_gp_on_two_cpu_processes(tmp_path):
-    # The penalty's double backward under DDP (gloo) with the base's toggling: trains and syncs.
-    assert_ok(run("model=wgan_gp", "model.n_critic=2", "debug=smoke", "trainer=ddp_cpu", *NO_EVAL,
-                  f"hydra.run.dir={tmp_path}"))  # fmt: skip
+def test_wgan_gp_on_two_cpu_processes_in_bf16(tmp_path):
+    # The penalty's double backward under DDP (gloo) and bf16 autocast (a bf16 G(z) with float32
+    # real images once broke the interpolation), with the base's toggling.
+    assert_ok(run("model=wgan_gp", "model.n_critic=2", "debug=smoke", "trainer=ddp_cpu", "trainer.precision=bf16-mixed",
+                  *NO_EVAL, f"hydra.run.dir={tmp_path}"))  # fmt: skip
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["progress"]["iteration"] == 4 and state["global_step"] == 4 + 2  # 4 critic, 2 generator steps
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
