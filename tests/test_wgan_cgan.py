@@ -84,8 +84,8 @@ def test_cgan_takes_its_classes_from_the_subfolders_of_an_image_folder(tmp_path)
 
 def test_bad_input_is_one_clear_line(tmp_path):
     flat = image_folder(tmp_path / "flat", None, per_class=40)
-    line = one_line_error(run("model=cgan", "data=image_folder", f"data.root={flat}", "data.image_size=16", "data.batch_size=8",
-                              f"hydra.run.dir={tmp_path}/a"))  # fmt: skip
+    folder = ["data=image_folder", f"data.root={flat}", "data.image_size=16", "data.batch_size=8"]
+    line = one_line_error(run("model=cgan", *folder, f"hydra.run.dir={tmp_path}/a"))
     assert "needs labelled data with at least 2 classes, got num_classes=0" in line and "subfolder per class" in line
     line = one_line_error(run("model=wgan", "model.n_critic=2.5", f"hydra.run.dir={tmp_path}/b"))
     assert line.endswith("model.n_critic=2.5 must be a positive integer (discriminator updates per generator "

@@ -16,8 +16,8 @@ from torchvision.utils import make_grid, save_image
 
 class SampleGrids(L.Callback):
     """After each evaluation (and at the end of training), draw the module's `visuals()` (for a GAN:
-    the fixed latents and an interpolation grid), write `<name>/iter=NNNNNNN.png` (the training iteration) under `dirpath`
-    and log each image to W&B or TensorBoard. A visual may name its rows (`(images, nrow, names)`,
+    the fixed latents and an interpolation grid), write `<name>/iter=NNNNNNN.png` (the training
+    iteration) under `dirpath` and log each image to W&B or TensorBoard. A visual may name its rows (`(images, nrow, names)`,
     a class-conditional model's classes): the names go in a margin left of the grid.
 
     Args:

@@ -143,7 +143,7 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
 
     name = "images"
     num_classes = 0  # 0: unlabelled
-    class_names: list[str] = []
+    class_names: tuple[str, ...] = ()
 
     def find_classes(self) -> int:
         """The number of classes (0 for unlabelled data), known before the images load: the model's

@@ -77,8 +77,8 @@ class FashionMNISTDataModule(InMemoryImageDataModule):
     name = "fashion_mnist"
     num_classes = 10
     # Xiao et al. 2017, table 1.
-    class_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]  # fmt: skip
+    class_names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")  # fmt: skip
     torchvision_class = "FashionMNIST"
     offline_hint = "apt-get install dataset-fashion-mnist"
 
@@ -142,7 +142,7 @@ class MNISTDataModule(FashionMNISTDataModule):
     """MNIST digits, the same IDX layout; downloaded by torchvision (no complete offline copy here)."""
 
     name = "mnist"
-    class_names = [str(digit) for digit in range(10)]
+    class_names = tuple(str(digit) for digit in range(10))
     torchvision_class = "MNIST"
     offline_hint = "run once with network access"
 

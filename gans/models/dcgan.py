@@ -105,7 +105,9 @@ class DCGAN(AdversarialModule):
             real_logits, fake_logits = self.discriminate(torch.cat([real, fake]), both).split(len(real))
         else:
             real_logits, fake_logits = self.discriminate(real, condition), self.discriminate(fake, condition)
-        loss = losses.bce_discriminator_loss(real_logits, fake_logits, self.real_label, self.fake_label, self.label_flip)
+        loss = losses.bce_discriminator_loss(
+            real_logits, fake_logits, self.real_label, self.fake_label, self.label_flip
+        )
         return loss, {"D(x)": real_logits.detach().sigmoid().mean(), "D(G(z))": fake_logits.detach().sigmoid().mean()}
 
     def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:

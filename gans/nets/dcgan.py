@@ -221,7 +221,9 @@ class Discriminator(nn.Module):
 
 def _upsample(w_in: int, w_out: int, kernel_size: int, mode: str, bias: bool) -> nn.Module:
     if mode == "nearest":
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w_in, w_out, kernel_size, 1, "same", bias=bias))
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w_in, w_out, kernel_size, 1, "same", bias=bias)
+        )
     # Doubles the side exactly: out = 2 (in - 1) - 2 p + k + output_padding = 2 in.
     padding = same_padding(kernel_size)
     return nn.ConvTranspose2d(

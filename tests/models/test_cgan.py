@@ -68,7 +68,9 @@ def test_grid_has_one_row_per_class_and_one_latent_per_column():
 
 def test_conditions_of_evaluation_and_sampling():
     model = make_cgan()
-    assert model.class_conditional and torch.equal(model.condition_of({"label": torch.tensor([2, 0])}), torch.tensor([2, 0]))
+    assert model.class_conditional and torch.equal(
+        model.condition_of({"label": torch.tensor([2, 0])}), torch.tensor([2, 0])
+    )
     drawn = model.sample_condition(500)
     assert drawn.min() == 0 and drawn.max() == 3
     assert model.generate(5, condition=torch.full((5,), 2)).shape == (5, 1, 16, 16)
