@@ -1,1 +1,1 @@
-"""Lightning callbacks: sample grids and latent interpolations."""
+"""Lightning callbacks: sample grids and latent interpolations, progress in iterations, the wall-time budget."""

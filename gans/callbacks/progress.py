@@ -7,6 +7,18 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from gans.errors import GansError
+
+
+def stop_training(trainer: L.Trainer) -> None:
+    """Stop training after the current iteration, with the validation and checkpoints of this
+    point, as early stopping does."""
+    trainer.should_stop = True
+    # Lightning validates on such a stop only in an epoch that `check_val_every_n_epoch` selects
+    # (every 4th on the CPU default), so a stop elsewhere would end without `val/fid` or the best
+    # checkpoint. None makes this epoch one; no later epoch follows.
+    trainer.check_val_every_n_epoch = None
+
 
 class IterationLimit(L.Callback):
     """Stop training after `max_iterations` iterations (or at `trainer.max_epochs`, whichever comes
@@ -17,13 +29,13 @@ class IterationLimit(L.Callback):
     """
 
     def __init__(self, max_iterations: int | None = None) -> None:
-        if max_iterations is not None and max_iterations < 1:
-            raise ValueError(f"max_iterations must be a positive number of iterations, got {max_iterations}")
+        if max_iterations is not None and (not isinstance(max_iterations, int) or max_iterations < 1):
+            raise GansError(f"max_iterations={max_iterations} must be a positive number of iterations, or null")
         self.max_iterations = max_iterations
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         if self.max_iterations is not None and pl_module.iteration >= self.max_iterations:
-            trainer.should_stop = True
+            stop_training(trainer)
 
 
 class ProgressCheckpoint(ModelCheckpoint):

@@ -42,6 +42,17 @@ def held_out_count(setting: int | float, n: int, key: str) -> int:
     raise DataError(f"{key}={setting} must be a count of images or a fraction in (0, 1)")
 
 
+def sample_cap(setting: int | None, key: str) -> int | None:
+    """An evaluation sample cap: a positive count of images, or None (every image). `key` names
+    the setting in the error ("data.max_eval_samples")."""
+    if setting is None:
+        return None
+    if isinstance(setting, (int, float)) and not isinstance(setting, bool) and float(setting).is_integer():
+        if setting >= 1:
+            return int(setting)
+    raise DataError(f"{key}={setting} must be a positive number of images, or null for all of them")
+
+
 def to_float(images: Tensor) -> Tensor:
     """uint8 [0, 255] -> float [-1, 1], the range of a tanh generator."""
     return images.to(torch.float32).div(127.5).sub_(1.0)
@@ -134,6 +145,8 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
             fraction, as `val_size`; None holds out as many as `val_size`, so `test/fid` and
             `val/fid` use the same sample count. Ignored for data sets with a test split.
         max_eval_samples: cap on the val and test images used for evaluation (FID sample count).
+        max_val_samples: a further cap on the validation images alone (a cheap `val/fid` that picks
+            the checkpoint, a larger test set that scores it); None = `max_eval_samples` only.
         on_device: keep the tensors on the training device (GPU) rather than in host memory.
         split_seed: seed of the train/val(/test) split, fixed so the parts agree across runs and seeds.
         shuffle_seed: seed of the per-epoch training order (Hydra passes the run's `seed`).
@@ -157,6 +170,7 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         val_size: int | float = 5000,
         test_size: int | float | None = None,
         max_eval_samples: int | None = None,
+        max_val_samples: int | None = None,
         on_device: bool = True,
         split_seed: int = 0,
         shuffle_seed: int = 0,
@@ -166,7 +180,9 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         super().__init__()
         self.image_size, self.channels = image_size, channels
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.val_size, self.test_size, self.max_eval_samples = val_size, test_size, max_eval_samples
+        self.val_size, self.test_size = val_size, test_size
+        self.max_eval_samples = sample_cap(max_eval_samples, "data.max_eval_samples")
+        self.max_val_samples = sample_cap(max_val_samples, "data.max_val_samples")
         self.on_device, self.split_seed, self.shuffle_seed = on_device, split_seed, shuffle_seed
         self.train_images = self.val_images = self.test_images = None
         self.train_labels = self.val_labels = self.test_labels = None
@@ -253,7 +269,9 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
     def eval_images(self, stage: str) -> Tensor:
         """The real images an evaluation stage ("validate" or "test") compares against."""
         images = self.val_images if stage == "validate" else self.test_images
-        return images[: self.max_eval_samples] if self.max_eval_samples else images
+        caps = [self.max_eval_samples] + ([self.max_val_samples] if stage == "validate" else [])
+        caps = [cap for cap in caps if cap is not None]
+        return images[: min(caps)] if caps else images
 
     def eval_size(self, stage: str) -> int:
         """How many items an evaluation stage scores (the FID sample count)."""

@@ -43,6 +43,11 @@ class _Features(nn.Module):
         return x if _is_features(x) else self.inception(x)
 
 
+def reference_cache_path(key: str, protocol: str) -> Path:
+    """The file of the cached real features of the evaluation set `key` under a resize `protocol`."""
+    return cache_dir() / "fid_stats" / f"{key}-{protocol}.pt"
+
+
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
@@ -135,7 +140,7 @@ class FeatureDistances(nn.Module):
 
     # -- the real reference set, cached on disk ----------------------------------------------
     def cache_path(self, key: str) -> Path:
-        return cache_dir() / "fid_stats" / f"{key}-{self.protocol}.pt"
+        return reference_cache_path(key, self.protocol)
 
     def load_real(self, key: str) -> bool:
         """Add the cached real features of `key` if the cache file exists; returns whether it did.

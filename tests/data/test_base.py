@@ -228,6 +228,21 @@ def test_max_eval_samples_caps_eval_images():
     assert len(ready(val_size=10, max_eval_samples=100).eval_images("validate")) == 10
 
 
+@pytest.mark.parametrize("cap", [0, -5, 2.5])
+def test_bad_evaluation_caps_are_refused(cap):
+    for key in ("max_eval_samples", "max_val_samples"):
+        with pytest.raises(DataError, match=rf"data.{key}={cap} must be a positive number of images, or null"):
+            RandomImages(**{key: cap})
+
+
+def test_max_val_samples_caps_validation_below_max_eval_samples():
+    data = ready(n=200, val_size=64, max_eval_samples=40, max_val_samples=20)
+    assert data.eval_size("validate") == 20 and data.eval_size("test") == 40
+    data.max_val_samples = 100  # never above the shared cap
+    assert data.eval_size("validate") == 40
+    assert ready(val_size=10, max_val_samples=4).eval_size("test") == 10  # the test keeps its own
+
+
 def test_eval_fingerprint_identifies_the_images():
     a, b = ready(), ready()
     assert a.eval_fingerprint("validate") == b.eval_fingerprint("validate")
