@@ -255,6 +255,6 @@ def test_ema_decay_warms_up_so_early_samples_are_not_the_initial_weights():
     assert expected == pytest.approx(0.99545, abs=1e-5)
     late = [torch.zeros(1)]
     update(late, [torch.ones(1)], torch.tensor(100_000))
-    assert late[0].item() == pytest.approx(0.001)  # the configured decay, once warmed up
+    assert late[0].item() == pytest.approx(0.001, rel=1e-4)  # the configured decay, once warmed up
     with pytest.raises(GansError, match=r"model.ema_decay=1.5 must be in \(0, 1\)"):
         ema_with_warmup(1.5)
