@@ -104,7 +104,7 @@ class GenerativeModule(L.LightningModule, ABC):
         channels_last: bool = False,
         eval_classes: bool = True,
         eval_cas: bool = False,
-        classifier_epochs: int = 3,
+        classifier_epochs: int = 4,
         classifier_train_images: int | None = None,
     ) -> None:
         super().__init__()

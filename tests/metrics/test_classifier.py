@@ -23,7 +23,7 @@ from gans.metrics.classifier import (
     real_classifier,
 )
 from gans.metrics.intra_fid import IntraFID, frechet_distance
-from tests.test_run import assert_ok, run, wandb_metrics
+from tests.test_run import ROOT, assert_ok, run, wandb_metrics
 
 TINY = Recipe(epochs=3, batch_size=16, lr=5e-3)
 
@@ -100,8 +100,10 @@ def test_real_classifier_is_trained_once_then_loaded_from_the_cache(tmp_path, mo
 
     monkeypatch.setattr(classifier_module, "fit_classifier", no_training)
     caplog.clear()
+    rng = torch.random.get_rng_state()
     with caplog.at_level(logging.INFO, logger="gans.metrics.classifier"):
         loaded, again = real_classifier(data, TINY)
+    assert torch.equal(torch.random.get_rng_state(), rng)
     assert "loaded the class-aware evaluation classifier of tiny" in caplog.text
     assert again == record
     for a, b in zip(net.state_dict().values(), loaded.state_dict().values()):
@@ -203,3 +205,41 @@ def test_classification_accuracy_score_separates_right_from_wrong_classes():
     assert classification_accuracy_score(StripedGenerator(shift=1), data, [32, 32, 32], TINY) == 0.0
     with pytest.raises(ValueError, match="2 counts for 3 classes"):
         classification_accuracy_score(StripedGenerator(), data, [4, 4], TINY)
+
+
+# -- through run.py: debug=smoke trains the classifier on 2,000 images (conf/debug/smoke.yaml) ------
+TOYS = f"hydra.searchpath=[file://{ROOT / 'tests' / 'conf'}]"
+
+
+def finite_fraction(metrics: dict, key: str) -> float:
+    value = metrics[key]
+    assert math.isfinite(value) and 0.0 <= value <= 1.0, (key, value)
+    return value
+
+
+def test_conditional_toy_on_two_processes_logs_class_accuracy_intra_fid_and_cas(tmp_path):
+    result = run(TOYS, "model=toy_cgan", "debug=smoke", "trainer=ddp_cpu", "++model.eval_cas=true",
+                 f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert_ok(result)
+    output = result.stdout + result.stderr
+    assert "the class-aware evaluation classifier" in output and "val/class_acc = " in output
+    metrics = wandb_metrics(tmp_path)
+    for stage in ("val", "test"):
+        finite_fraction(metrics, f"{stage}/class_acc")
+        assert finite_fraction(metrics, f"{stage}/classifier_acc_real") > 0.5  # from 2,000 images: a weak ceiling
+        assert f"{stage}/class_coverage" not in metrics
+    assert math.isfinite(metrics["test/intra_fid"]) and metrics["test/intra_fid"] > 0
+    assert "val/intra_fid" not in metrics  # the test set's alone
+    finite_fraction(metrics, "test/cas")
+
+
+def test_unconditional_toy_logs_class_coverage_and_the_class_histogram(tmp_path):
+    assert_ok(run(TOYS, "model=toy_mmd", "debug=smoke", f"hydra.run.dir={tmp_path}"))
+    metrics = wandb_metrics(tmp_path)
+    for stage in ("val", "test"):
+        coverage = finite_fraction(metrics, f"{stage}/class_coverage")
+        fractions = [v for k, v in metrics.items() if k.startswith(f"{stage}/class_fraction/")]
+        assert len(fractions) == 10 and sum(fractions) == pytest.approx(1.0, abs=1e-5)
+        # 32 evaluation images: every fraction a multiple of 1/32
+        assert all(abs(32 * p - round(32 * p)) < 1e-4 for p in fractions)
+        assert coverage > 0 and f"{stage}/class_acc" not in metrics and f"{stage}/intra_fid" not in metrics
