@@ -30,6 +30,13 @@ def test_toy_model_trains_with_fid_and_grids_and_resumes_exactly(tmp_path, model
     assert math.isfinite(metrics["val/fid"]) and math.isfinite(metrics["test/fid"]) and metrics["val/fid_samples"] == 32
     assert list((first / "samples").glob("iter=0000004.png")) and list((first / "interpolation").glob("iter=*.png"))
     assert last_checkpoint(first)["progress"] == {"iteration": 4, "images_seen": 4 * 64}
+    # Class-aware evaluation (the metrics' own tests: tests/metrics/test_classifier.py).
+    if model == "toy_cgan":
+        assert 0 <= metrics["val/class_acc"] <= 1 and "val/class_coverage" not in metrics
+    else:
+        fractions = [v for k, v in metrics.items() if k.startswith("test/class_fraction/")]
+        assert len(fractions) == 10 and sum(fractions) == pytest.approx(1.0, abs=1e-5)
+        assert 0 < metrics["test/class_coverage"] <= 1 and "val/class_acc" not in metrics
 
     # Resuming the 1-epoch run to 2 epochs ends where the uninterrupted 2-epoch run ends, bit for bit
     # (evaluation in the first run does not disturb the training randomness).

@@ -106,6 +106,8 @@ class MomentMatchingModel(GenerativeModule):
 class ConditionalToyGAN(AdversarialModule):
     """A class-conditional GAN: images generated for the labels of the real batch they are judged with."""
 
+    class_conditional = True  # the condition is the class label: class-aware evaluation scores class_acc
+
     def __init__(self, *args, num_classes: int = 10, poison_at: int | None = None, poison_rank: int = 0, **kwargs):
         self.num_classes = num_classes
         super().__init__(*args, **kwargs)

@@ -31,8 +31,17 @@ from torch.optim.swa_utils import AveragedModel
 
 from gans.data.base import to_uint8
 from gans.errors import GansError, NonFiniteLossError
+from gans.metrics.classifier import (
+    ClassStatistics,
+    Recipe,
+    classification_accuracy_score,
+    predict,
+    real_classifier,
+    training_subset,
+)
 from gans.metrics.fid import FeatureDistances
 from gans.metrics.inception import exact_float32
+from gans.metrics.intra_fid import IntraFID
 
 log = logging.getLogger(__name__)
 LossFn = Callable[[dict[str, Tensor]], tuple[Tensor, dict[str, Tensor]]]
@@ -90,6 +99,15 @@ class GenerativeModule(L.LightningModule, ABC):
         fid_antialias: False = the TF-compatible resize of published FID tables.
         kid_subset_size: KID subset size (capped by the sample count).
         channels_last: NHWC memory format, faster convolutions on tensor cores.
+        eval_classes: with `eval_fid`, class-aware metrics of latent models on labelled data
+            (`gans.metrics.classifier`): `class_coverage` and the class histogram for
+            unconditional models; `class_acc`, and on the test set intra-FID, for class-conditional
+            ones (`class_conditional = True`). Skipped on data without classes.
+        eval_cas: also the Classification Accuracy Score on the test set (`test/cas`, Ravuri &
+            Vinyals 2019): trains a classifier on generated images, as long as the real one took.
+        classifier_epochs: epochs of the classifier of the real data (and of CAS's).
+        classifier_train_images: train that classifier on a random subset of this many training
+            images (None: all); a smaller, faster, worse classifier for smoke tests.
     """
 
     def __init__(
@@ -108,6 +126,10 @@ class GenerativeModule(L.LightningModule, ABC):
         fid_antialias: bool = False,
         kid_subset_size: int = 1000,
         channels_last: bool = False,
+        eval_classes: bool = True,
+        eval_cas: bool = False,
+        classifier_epochs: int = 4,
+        classifier_train_images: int | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -124,6 +146,8 @@ class GenerativeModule(L.LightningModule, ABC):
         self.ema_decay, self.num_fixed_samples, self.sample_seed = ema_decay, num_fixed_samples, sample_seed
         self.eval_fid, self.eval_kid, self.fid_antialias = eval_fid, eval_kid, fid_antialias
         self.kid_subset_size, self.channels_last = kid_subset_size, channels_last
+        self.eval_classes, self.eval_cas = eval_classes, eval_cas
+        self.classifier_recipe = Recipe(epochs=classifier_epochs, max_images=classifier_train_images)
         self.ema: AveragedModel | None = None
         # Progress in the project's units: Lightning's global_step counts optimizer steps (two or
         # more per iteration here). Both are saved in checkpoints (`on_save_checkpoint`).
@@ -133,6 +157,11 @@ class GenerativeModule(L.LightningModule, ABC):
         self._collect_real: dict[str, bool] = {}
         self._eval_batches: dict[str, int] = {}
         self._eval_latents: Tensor | None = None
+        # Plain dicts too: the classifier of the real data is cached on disk, not in checkpoints.
+        self._classifier: dict[str, Any] = {}  # "net", and its record ("test_accuracy", ...)
+        self._class_stats: dict[str, ClassStatistics] = {}  # stage -> statistics
+        self._intra_fid: dict[str, IntraFID] = {}  # stage -> per-class FID state (test, conditional)
+        self._collect_class_real: dict[str, bool] = {}  # stage -> real per-class features to collect
         self._last_losses: dict[str, Tensor] = {}
         self._stepping: Update | None = None  # the update inside optimizer.step(), for its hook
 
@@ -270,6 +299,10 @@ class GenerativeModule(L.LightningModule, ABC):
     def on_fit_start(self) -> None:
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
+        if self.trainer.limit_val_batches != 0 and self._class_evaluation():
+            # Trained (first run on a data set) or loaded before training, not at the first
+            # validation: a wall-time budget then counts its minutes before training time is given.
+            self._real_classifier()
 
     def on_train_batch_start(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         # All training randomness (latents, label noise, dropout) follows from (seed, iteration,
@@ -432,6 +465,8 @@ class GenerativeModule(L.LightningModule, ABC):
             self._eval_latents = self._eval_latents.to(self.device)
         for distances in self._distances.get(stage, {}).values():
             distances.to(self.device)
+        if self._class_evaluation():
+            self._start_class_evaluation(stage)
 
     def _stream_distances(self, stage: str, stream: str) -> FeatureDistances:
         """The FID/KID state of one stream, created on first use with cached real features if any."""
@@ -456,11 +491,29 @@ class GenerativeModule(L.LightningModule, ABC):
         # Generated at the run's precision; the metrics below run in float32.
         self.prepare_evaluation(batch)
         pairs = self.evaluation_pairs(batch) if self.eval_fid else {}
+        intra_fid = self._intra_fid.get(stage)
         for stream, (reals, fakes) in pairs.items():  # FeatureDistances computes in float32 itself
             distances = self._stream_distances(stage, stream)
-            if self._collect_real[self._reference_key(stage, stream)]:
-                distances.update(to_uint8(reals), real=True)
-            distances.update(to_uint8(fakes), real=False)
+            collect = self._collect_real[self._reference_key(stage, stream)]
+            reals, fakes = to_uint8(reals), to_uint8(fakes)
+            if stream == "" and intra_fid is not None:
+                # One Inception pass per image feeds FID and intra-FID alike.
+                fake_features = distances.inception(fakes)
+                distances.update(fake_features, real=False)
+                intra_fid.update(fake_features, self.condition_of(batch), real=False)
+                if collect or self._collect_class_real[stage]:
+                    real_features = distances.inception(reals)
+                    if collect:
+                        distances.update(real_features, real=True)
+                    if self._collect_class_real[stage]:
+                        intra_fid.update(real_features, batch["label"], real=True)
+                distances.inception.forget()
+            else:
+                if collect:
+                    distances.update(reals, real=True)
+                distances.update(fakes, real=False)
+            if stream == "" and stage in self._class_stats:
+                self._update_class_statistics(stage, batch, fakes)
         with exact_float32(self.device):  # PSNR, SSIM, L1: float32 under every precision
             self.evaluate_batch_extra(batch, prefix)  # cheap metrics run with or without FID
 
@@ -500,6 +553,104 @@ class GenerativeModule(L.LightningModule, ABC):
                 )
         if len(fids) > 1:
             self.log(f"{prefix}/fid", torch.stack(fids).mean(), sync_dist=True)
+        if stage in self._class_stats:
+            self._finish_class_evaluation(stage, prefix, complete)
+
+    # -- class-aware evaluation: a classifier of the real data judges the generated images --------
+    @property
+    def _conditional_on_class(self) -> bool:
+        # A model whose condition is the class label sets `class_conditional = True`.
+        return bool(getattr(self, "class_conditional", False))
+
+    def _class_evaluation(self) -> bool:
+        """Whether the class-aware metrics apply: `eval_classes`, an evaluation with FID, a latent
+        model (not image-to-image), and data with at least two classes."""
+        datamodule = self.trainer.datamodule
+        classes = getattr(datamodule, "num_classes", 0) or 0
+        return self.eval_classes and self._evaluating() and bool(self.latent_dim) and classes >= 2
+
+    def _class_features_path(self, stage: str):
+        """The cache of the real evaluation images' Inception features with their labels (intra-FID)."""
+        return self._stream_distances(stage, "").cache_path(f"{self._reference_key(stage, '')}-classes")
+
+    def _start_class_evaluation(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        self._real_classifier()
+        num_classes = int(datamodule.num_classes)
+        self._class_stats[stage] = ClassStatistics(num_classes, sync_on_compute=True).to(self.device)
+        if stage == "test" and self._conditional_on_class and stage not in self._intra_fid:
+            intra_fid = IntraFID(num_classes)
+            self._collect_class_real[stage] = not intra_fid.load_real(self._class_features_path(stage))
+            self._intra_fid[stage] = intra_fid
+
+    def _real_classifier(self) -> nn.Module:
+        if "net" not in self._classifier:  # collective: rank 0 loads or trains, and broadcasts
+            net, record = real_classifier(self.trainer.datamodule, self.classifier_recipe, self.device)
+            self._classifier.update(record, net=net)
+        return self._classifier["net"].to(self.device)
+
+    def _update_class_statistics(self, stage: str, batch: dict[str, Tensor], fakes: Tensor) -> None:
+        net = self._classifier["net"]
+        requested = self.condition_of(batch) if self._conditional_on_class else None
+        self._class_stats[stage].update(predict(net, fakes), predict(net, batch["image"]), batch["label"], requested)
+
+    def _class_names(self, num_classes: int) -> list[str]:
+        names = getattr(self.trainer.datamodule, "class_names", None) or [str(k) for k in range(num_classes)]
+        # "T-shirt/top" would open a section of its own in W&B's metric tree.
+        return ["".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) for name in names]
+
+    def _finish_class_evaluation(self, stage: str, prefix: str, complete: bool) -> None:
+        stats = self._class_stats.pop(stage)
+        scores = stats.compute()  # summed over processes
+        n = int(scores["generated_total"])
+        values = {"classifier_acc_real": scores["real_acc"]}
+        if self._conditional_on_class:
+            values["class_acc"] = scores["class_acc"]
+            summary = f"{prefix}/class_acc = {float(values['class_acc']):.2%} on {n} generated images"
+        else:
+            values["class_coverage"] = scores["coverage"]
+            names = self._class_names(stats.num_classes)
+            values.update({f"class_fraction/{name}": p for name, p in zip(names, scores["generated_hist"])})
+            summary = f"{prefix}/class_coverage = {float(values['class_coverage']):.3f} on {n} generated images"
+        intra_fid = self._intra_fid.get(stage)
+        if intra_fid is not None:
+            if self._collect_class_real[stage] and complete:
+                intra_fid.save_real(self._class_features_path(stage))
+                self._collect_class_real[stage] = False
+            mean, _ = intra_fid.compute()
+            intra_fid.reset_generated()
+            if self._collect_class_real[stage]:  # an incomplete real set is not reused
+                del self._intra_fid[stage]
+            if not mean.isnan():
+                values["intra_fid"] = mean
+                summary += f", {prefix}/intra_fid = {float(mean):.3f}"
+        if self.eval_cas and stage == "test" and self._conditional_on_class:
+            values["cas"] = torch.tensor(self._classification_accuracy_score())
+            summary += f", {prefix}/cas = {float(values['cas']):.2%}"
+        self.log_dict({f"{prefix}/{k}": v.float().to(self.device) for k, v in values.items()}, sync_dist=True)
+        if self.global_rank == 0:
+            log.info(
+                f"{summary} (classifier accuracy on the real {stage} images {float(scores['real_acc']):.2%}) "
+                f"at iteration {self.iteration}"
+            )
+
+    def _classification_accuracy_score(self) -> float:
+        """CAS with as many generated images per class as the real classifier learned from, so it
+        reads against that classifier's test accuracy; computed on rank 0, shared with the others."""
+        datamodule = self.trainer.datamodule
+        score = 0.0
+        if self.global_rank == 0:
+            _, labels = training_subset(datamodule, self.classifier_recipe)
+            counts = torch.bincount(labels.cpu(), minlength=int(datamodule.num_classes)).tolist()
+            score = classification_accuracy_score(
+                self, datamodule, counts, self.classifier_recipe, self.device, seed=self.sample_seed
+            )
+            log.info(
+                f"CAS {score:.2%}: a classifier trained on {sum(counts)} generated images, tested on the "
+                f"{len(datamodule.test_images)} real test images; trained on as many real images, "
+                f"{self._classifier['test_accuracy']:.2%}"
+            )
+        return float(self.trainer.strategy.broadcast(score, src=0))
 
     def _broadcast_buffers(self) -> None:
         # DDP keeps batch-norm running statistics per process; give every process rank 0's, so
