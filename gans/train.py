@@ -74,8 +74,9 @@ def train(cfg: DictConfig) -> float | None:
 def record_num_classes(cfg: DictConfig, datamodule) -> None:
     """`data.num_classes` from the data (10 for Fashion-MNIST, the class subfolders of an image
     folder, 0 when unlabelled), for model configs that interpolate `${data.num_classes}`."""
+    find_classes = getattr(datamodule, "find_classes", None)  # image-pair data modules have no classes
     with open_dict(cfg):
-        cfg.data.num_classes = int(datamodule.find_classes())
+        cfg.data.num_classes = int(find_classes()) if find_classes else int(getattr(datamodule, "num_classes", 0))
 
 
 def check_trainer_config(cfg: DictConfig) -> None:
