@@ -594,10 +594,16 @@ class GenerativeModule(L.LightningModule, ABC):
         requested = self.condition_of(batch) if self._conditional_on_class else None
         self._class_stats[stage].update(predict(net, fakes), predict(net, batch["image"]), batch["label"], requested)
 
+    def class_names(self, num_classes: int) -> list[str]:
+        """The data's class names (grids, logs), or the indices where the data has none."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        names = list(getattr(datamodule, "class_names", None) or [])
+        return names if len(names) == num_classes else [str(k) for k in range(num_classes)]
+
     def _class_names(self, num_classes: int) -> list[str]:
-        names = getattr(self.trainer.datamodule, "class_names", None) or [str(k) for k in range(num_classes)]
         # "T-shirt/top" would open a section of its own in W&B's metric tree.
-        return ["".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) for name in names]
+        names = self.class_names(num_classes)
+        return ["".join(c if c.isalnum() or c in "-_." else "_" for c in name) for name in names]
 
     def _finish_class_evaluation(self, stage: str, prefix: str, complete: bool) -> None:
         stats = self._class_stats.pop(stage)

@@ -48,10 +48,5 @@ class CGAN(DCGAN):
         columns = min(nrow, len(self.fixed_z))
         z = self.fixed_z[:columns].repeat(self.num_classes, 1)
         labels = torch.arange(self.num_classes, device=z.device).repeat_interleave(columns)
-        grids["samples"] = (self.generate_from(z, labels), columns, self.class_names())
+        grids["samples"] = (self.generate_from(z, labels), columns, self.class_names(self.num_classes))
         return grids
-
-    def class_names(self) -> list[str]:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        names = list(getattr(datamodule, "class_names", None) or [])
-        return names if len(names) == self.num_classes else [str(i) for i in range(self.num_classes)]

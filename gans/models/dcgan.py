@@ -89,8 +89,7 @@ class DCGAN(AdversarialModule):
 
     def fake_images(self, n: int, condition: Tensor | None) -> Tensor:
         """n generated images (in the generator's range) for training, with the given conditions."""
-        z = self.sample_latent(n)
-        return self.generator(z) if condition is None else self.generator(z, condition)
+        return super().synthesize(self.generator, self.sample_latent(n), condition)  # the raw output range
 
     def discriminate(self, images: Tensor, condition: Tensor | None) -> Tensor:
         return self.discriminator(images) if condition is None else self.discriminator(images, condition)

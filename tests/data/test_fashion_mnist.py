@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import struct
-import time
 from pathlib import Path
 
 import numpy as np
@@ -164,10 +163,9 @@ def test_offline_download_fails_at_once(tmp_path, monkeypatch):
         type("Blocked", (), {"mirrors": torchvision.datasets.FashionMNIST.mirrors, "__init__": no_download}),
     )
     dm = FashionMNISTDataModule(root=str(tmp_path), system_dir=str(tmp_path / "none"), download=True, on_device=False)
-    start = time.monotonic()
     with pytest.raises(DataError) as info:
         dm.setup()
-    assert time.monotonic() - start < 2.0 and len(asked) == 1
+    assert len(asked) == 1  # one reachability check, then the error: no download attempt
     message = str(info.value)
     assert "apt-get install dataset-fashion-mnist" in message and "unreachable" in message
     assert str(tmp_path / "FashionMNIST" / "raw") in message
