@@ -63,6 +63,14 @@ def to_uint8(images: Tensor) -> Tensor:
     return images.detach().float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def to_unit(images: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """uint8 [0, 255] or float [-1, 1] (the two forms images take here) -> float [0, 1], the
+    pixel scale on which reconstruction errors and pixel distances are reported (x / 255)."""
+    if images.dtype == torch.uint8:
+        return images.to(dtype).div_(255.0)
+    return images.detach().to(dtype).add(1.0).mul_(0.5)
+
+
 class TensorImages(Dataset):
     """Images and labels in memory, indexed by a whole batch of indices at once."""
 
