@@ -81,4 +81,3 @@ class PCABaseline:
     def expected_training_mse(self) -> float:
         """The training images' MSE predicted by the eigenvalues: sum of the discarded ones / D."""
         return float(self.eigenvalues[self.k :].sum()) / len(self.eigenvalues)
-

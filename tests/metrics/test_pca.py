@@ -3,6 +3,8 @@ the discarded eigenvalues (against numpy's covariance), and a 2-D example worked
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
@@ -33,7 +35,7 @@ def test_k_components_reconstruct_a_k_dimensional_subspace_exactly():
 def test_error_decreases_with_k_to_zero():
     images = torch.randint(0, 256, (200, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     errors = [PCABaseline(k).fit(images).mse(images) for k in range(1, 17)]
-    assert all(a > b for a, b in zip(errors, errors[1:]))
+    assert all(a > b for a, b in pairwise(errors))
     assert errors[-1] < 1e-20  # uint8 inputs are exact in float64
 
 
