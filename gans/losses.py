@@ -7,6 +7,8 @@ generator loss takes the scores on generated samples. Sigmoids live inside the B
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -137,3 +139,27 @@ def l1_loss(output: Tensor, target: Tensor) -> Tensor:
 def mse_loss(output: Tensor, target: Tensor) -> Tensor:
     """Mean squared error; a Gaussian-likelihood reconstruction term (autoencoders)."""
     return F.mse_loss(output, target)
+
+
+# -- the variational autoencoder's terms (Kingma & Welling 2014), in nats per image ------------------
+def gaussian_kl(mean: Tensor, log_var: Tensor) -> Tensor:
+    """KL(N(mean, diag exp(log_var)) || N(0, I)) per sample, (N,): Kingma & Welling 2014, appendix
+    B, -1/2 sum(1 + log sigma^2 - mu^2 - sigma^2), in float32 under autocast."""
+    mean, log_var = mean.float(), log_var.float()
+    return 0.5 * (mean.square() + log_var.exp() - 1.0 - log_var).flatten(1).sum(1)
+
+
+def bernoulli_nll(logits: Tensor, target: Tensor) -> Tensor:
+    """-log p(x | z) per sample, (N,), of a Bernoulli decoder with these logits, summed over pixels;
+    a proper likelihood for binary targets only."""
+    nll = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
+    return nll.flatten(1).sum(1)
+
+
+def gaussian_nll(mean: Tensor, target: Tensor, log_scale: Tensor | float) -> Tensor:
+    """-log N(x; mean, sigma^2 I) per sample, (N,), summed over pixels, with log sigma `log_scale`
+    (one number for all pixels, Dai & Wipf 2019)."""
+    log_scale = torch.as_tensor(log_scale, dtype=torch.float32, device=mean.device)
+    squared = (target.float() - mean.float()).square() * torch.exp(-2.0 * log_scale)
+    per_pixel = 0.5 * squared + log_scale + 0.5 * math.log(2.0 * math.pi)
+    return per_pixel.flatten(1).sum(1)

@@ -528,8 +528,8 @@ class GenerativeModule(L.LightningModule, ABC):
         if not self._evaluating():
             return
         complete = self._evaluation_complete(stage)
-        fids = []
-        for stream, distances in list(self._distances.get(stage, {}).items()):
+        fids, streams = [], list(self._distances.get(stage, {}).items())
+        for stream, distances in streams:
             key = self._reference_key(stage, stream)
             n_real, n_fake = distances.synced_counts()
             if self._collect_real[key]:
@@ -551,7 +551,9 @@ class GenerativeModule(L.LightningModule, ABC):
                     f"{stage} images, Inception 2015-12-05, float32, {distances.protocol} resize) "
                     f"at iteration {self.iteration} ({self.kimg:.1f} kimg)"
                 )
-        if len(fids) > 1:
+        if len(fids) > 1 and "" not in dict(streams):
+            # Two translation directions: `fid` is their mean. Beside a main stream (an autoencoder's
+            # samples, with its reconstructions as a second stream) `fid` is the main stream's.
             self.log(f"{prefix}/fid", torch.stack(fids).mean(), sync_dist=True)
         if stage in self._class_stats:
             self._finish_class_evaluation(stage, prefix, complete)

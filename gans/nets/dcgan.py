@@ -38,7 +38,7 @@ GENERATOR_NORMS = ("batch", "none")
 DISCRIMINATOR_NORMS = ("batch", "layer", "none")
 UPSAMPLES = ("transposed", "nearest")
 DOWNSAMPLES = ("stride", "max_pool")
-OUTPUTS = ("tanh", "sigmoid")
+OUTPUTS = ("tanh", "sigmoid", "linear")
 
 
 def check_choice(key: str, value: str, choices: tuple[str, ...]) -> str:
@@ -108,7 +108,8 @@ class Generator(nn.Module):
         upsample: "transposed" (fractionally-strided convolutions, Radford et al. 2016) or
             "nearest" (nearest-neighbour doubling, then a stride-1 convolution: the fixed,
             pooling-like resampling that the lecture's "strided convolutions" trick replaces).
-        output: "tanh" for images in [-1, 1] (the lecture's trick) or "sigmoid" for [0, 1].
+        output: "tanh" for images in [-1, 1] (the lecture's trick), "sigmoid" for [0, 1], or
+            "linear" for raw maps (an autoencoder's decoder, whose likelihood reads logits).
     """
 
     def __init__(
@@ -154,7 +155,8 @@ class Generator(nn.Module):
             blocks.append(hidden_activation(activation, slope))
         # No batch norm on the output layer (Radford et al. 2016, sec. 3).
         blocks += [_upsample(widths[-1], channels, kernel_size, upsample, bias=True)]
-        blocks.append(nn.Tanh() if output == "tanh" else nn.Sigmoid())
+        if output != "linear":
+            blocks.append(nn.Tanh() if output == "tanh" else nn.Sigmoid())
         self.upsample = nn.Sequential(*blocks)
         self.apply(dcgan_init)
 
