@@ -16,6 +16,7 @@ images. Writes the numbers as JSON and one labelled figure.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -90,12 +91,19 @@ def evaluate(models: dict, train: Tensor, test: Tensor, n: int, pca_components: 
         near, their_train, _ = closest_pairs(distances, indices, columns)
         rows += [(f"{name} samples", to_float(samples[:columns])), ("nearest training", to_float(train[indices[:columns]])),
                  (f"{name} closest", to_float(samples[near])), ("its training image", to_float(train[their_train]))]  # fmt: skip
-        if hasattr(model, "reconstruct"):
+        if hasattr(model, "reconstruct") and not getattr(model, "samples_only", False):
             images = reconstruct(model, test)
             entry["reconstructions"] = {"test_mse": unit_mse(images, test), "sharpness": sharpness(to_uint8(images))}
             reconstruction_rows.append((f"{name} reconstruction", images[:columns]))
         results["models"][name] = entry
     return results, rows + (reconstruction_rows if len(reconstruction_rows) > 1 else [])
+
+
+def with_prior(model, prior: str):
+    """The same networks (a shallow copy) sampling from another prior."""
+    other = copy.copy(model)
+    other.prior, other.samples_only = prior, True  # its reconstructions are the model's
+    return other
 
 
 def figure(rows: list[tuple[str, Tensor]], columns: int, scale: int = 2) -> Tensor:
@@ -126,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             if not path.is_file():
                 raise GansError(f"{path} does not exist: pass a .ckpt written by run.py")
         models = {name: load_model(path) for name, path in checkpoints.items()}
+        if "vae" in models and models["vae"].prior == "expost":
+            models["vae_normal"] = with_prior(models["vae"], "normal")  # the VAE's own prior beside the mixture
         data = FashionMNISTDataModule(on_device=False)
         data.setup("fit")
         data.setup("test")
@@ -136,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for name, path in checkpoints.items():
         results["models"][name]["checkpoint"] = str(path)
+        if name == "vae" and "vae_normal" in results["models"]:
+            results["models"]["vae_normal"]["checkpoint"] = str(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
         results["models"][name]["iteration"] = int(state.get("progress", {}).get("iteration", -1))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -141,3 +141,24 @@ def test_reconstruction():
     a, b = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])
     assert losses.l1_loss(a, b).item() == pytest.approx(1.5)
     assert losses.mse_loss(a, b).item() == pytest.approx(2.5)
+
+
+# -- the VAE's terms against torch.distributions ------------------------------------------------------
+def test_gaussian_kl_is_the_kl_to_the_standard_normal():
+    from torch.distributions import Normal, kl_divergence
+
+    mean, log_var = torch.randn(3, 4), torch.randn(3, 4)
+    expected = kl_divergence(Normal(mean, (0.5 * log_var).exp()), Normal(0.0, 1.0)).sum(1)
+    torch.testing.assert_close(losses.gaussian_kl(mean, log_var), expected)
+    assert losses.gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 3)).abs().max() == 0
+
+
+def test_bernoulli_and_gaussian_nll_are_the_negative_log_likelihoods_summed_over_pixels():
+    from torch.distributions import Bernoulli, Normal
+
+    logits, target = torch.randn(2, 1, 3, 3), torch.randint(0, 2, (2, 1, 3, 3)).float()
+    expected = -Bernoulli(logits=logits).log_prob(target).flatten(1).sum(1)
+    torch.testing.assert_close(losses.bernoulli_nll(logits, target), expected)
+    mean, x = torch.rand(2, 1, 3, 3), torch.rand(2, 1, 3, 3)
+    expected = -Normal(mean, 0.1).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(losses.gaussian_nll(mean, x, math.log(0.1)), expected)
