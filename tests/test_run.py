@@ -173,20 +173,28 @@ def test_max_steps_is_refused_with_one_line(tmp_path):
     )
 
 
-def test_resume_continues_exactly_at_the_saved_step(tmp_path):
-    fast = ["debug=smoke", "logger=none", "test=false", "model.eval_fid=false", "optimized_metric=null"]
-    assert_ok(run(*fast, "trainer.max_epochs=2", f"hydra.run.dir={tmp_path}/straight"))
-    assert_ok(run(*fast, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}/first"))
+def resumed_equals_straight(tmp_path, *overrides: str) -> tuple[dict, dict]:
+    """Train 2 epochs straight, and 1 epoch then 1 more resumed from its last checkpoint; assert
+    the two end states are equal bit for bit. Returns both checkpoints (straight, resumed)."""
+    assert_ok(run(*overrides, "trainer.max_epochs=2", f"hydra.run.dir={tmp_path}/straight"))
+    assert_ok(run(*overrides, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}/first"))
     first = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    assert torch.load(first, weights_only=True)["global_step"] == 8
-    resumed = run(*fast, "trainer.max_epochs=2", f"ckpt_path={first}", f"hydra.run.dir={tmp_path}/resumed")
+    resumed = run(*overrides, "trainer.max_epochs=2", f"ckpt_path={first}", f"hydra.run.dir={tmp_path}/resumed")
     assert_ok(resumed)
     assert "Restored all states" in resumed.stdout + resumed.stderr
     a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=True)
     b = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert a["global_step"] == b["global_step"] == 16
+    assert a["progress"] == b["progress"] and a["global_step"] == b["global_step"]
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
+    return a, b
+
+
+def test_resume_continues_exactly_at_the_saved_step(tmp_path):
+    fast = ["debug=smoke", "logger=none", "test=false", "model.eval_fid=false", "optimized_metric=null"]
+    straight, _ = resumed_equals_straight(tmp_path, *fast)
+    assert straight["global_step"] == 16
+    assert torch.load(tmp_path / "first" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
