@@ -235,10 +235,14 @@ class AE(GenerativeModule):
 
     # -- grids --------------------------------------------------------------------------------------
     def held_out_images(self, n: int) -> Tensor | None:
+        """n validation images spread evenly over the set (a folder loads class by class, so its
+        first images would all be of one class), in [-1, 1]; None without data."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is None or getattr(datamodule, "val_images", None) is None:
             return None
-        return to_float(datamodule.eval_images("validate")[:n].to(self.device))
+        images = datamodule.eval_images("validate")
+        spread = torch.linspace(0, len(images) - 1, min(n, len(images))).round().long()
+        return to_float(images[spread.to(images.device)].to(self.device))
 
     @torch.no_grad()
     def visuals(self, nrow: int, interpolation_rows: int, interpolation_steps: int) -> dict:
