@@ -3,11 +3,15 @@ Lightning's `global_step`, which counts optimizer steps (two or more per iterati
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from gans.errors import GansError
+
+log = logging.getLogger(__name__)
 
 
 def stop_training(trainer: L.Trainer) -> None:
@@ -32,6 +36,14 @@ class IterationLimit(L.Callback):
         if max_iterations is not None and (not isinstance(max_iterations, int) or max_iterations < 1):
             raise GansError(f"max_iterations={max_iterations} must be a positive number of iterations, or null")
         self.max_iterations = max_iterations
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A run resumed from a checkpoint at the limit (e.g. to test it with other settings) trains
+        # no further; without this, the first resumed batch would run before the check below.
+        if self.max_iterations is not None and pl_module.iteration >= self.max_iterations:
+            log.info(f"max_iterations={self.max_iterations} already reached (iteration {pl_module.iteration}): "
+                     "no further training")  # fmt: skip
+            trainer.should_stop = True
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         if self.max_iterations is not None and pl_module.iteration >= self.max_iterations:

@@ -22,7 +22,9 @@ Likelihoods, and what the logged ELBO bounds:
   binarised-MNIST tables. Without it the grey levels are the targets and the "ELBO" bounds no
   likelihood (Loaiza-Ganem & Cunningham 2019): logged, but not a number to compare.
 
-Bits per dimension are -ELBO / (D ln 2). Samples decode codes drawn from N(0, I) or, with
+Bits per dimension are -ELBO / (D ln 2). With `iw_samples: K` the test also estimates -log p(x)
+itself by importance sampling with K posterior samples per image, the bound of Burda et al. 2016
+("Importance Weighted Autoencoders"), which tightens towards -log p(x) as K grows (`test/nll_iw`). Samples decode codes drawn from N(0, I) or, with
 `prior: expost`, from the AE's Gaussian mixture fit to the posterior means of training images
 (Ghosh et al. 2020); with `expost` the samples of N(0, I) are scored too (`fid_normal`), so one
 run shows what the mixture buys.
@@ -34,6 +36,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.distributions import Normal
 from torchmetrics import MeanMetric
 
 from gans import losses
@@ -43,7 +46,7 @@ from gans.models.base import Update
 from gans.nets.autoencoder import LearnedScale
 
 LIKELIHOODS = ("gaussian", "bernoulli")
-ELBO_TERMS = ("elbo", "recon", "kl", "bpd")
+ELBO_TERMS = ("elbo", "recon", "kl", "bpd", "nll_iw")
 
 
 def reparametrize(mean: Tensor, log_var: Tensor, eps: Tensor | None = None) -> Tensor:
@@ -64,6 +67,8 @@ class VAE(AE):
     beta: the KL term's weight (1: the ELBO; Higgins et al. 2017).
     kl_warmup: iterations over which the KL weight rises linearly from 0 to beta (0: none).
     prior: "normal" (N(0, I), the VAE's own) or "expost" (the mixture, `AE`).
+    iw_samples: posterior samples per test image for the importance-weighted estimate of
+        -log p(x) (`test/nll_iw`; 0: none). Costs K decoder passes per image.
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class VAE(AE):
         kl_warmup: int = 0,
         prior: str = "normal",
         reconstruction: str | None = None,
+        iw_samples: int = 0,
         **kwargs,
     ) -> None:
         if reconstruction is not None:
@@ -88,6 +94,8 @@ class VAE(AE):
             raise GansError("model.binarize=true needs model.likelihood=bernoulli (binary pixels)")
         if not (isinstance(beta, (int, float)) and beta >= 0):
             raise GansError(f"model.beta={beta!r} must be a number >= 0 (1: the ELBO)")
+        if not (isinstance(iw_samples, int) and iw_samples >= 0):
+            raise GansError(f"model.iw_samples={iw_samples!r} must be a number of samples >= 0 (0: no estimate)")
         if not (isinstance(kl_warmup, int) and kl_warmup >= 0):
             raise GansError(f"model.kl_warmup={kl_warmup!r} must be a number of iterations >= 0")
         learned = scale == "learned"
@@ -97,6 +105,7 @@ class VAE(AE):
         if not getattr(self.encoder, "gaussian", True):
             raise GansError("model.encoder.gaussian=false: a VAE's encoder gives a mean and a log-variance")
         self.likelihood, self.binarize, self.beta, self.kl_warmup = likelihood, binarize, float(beta), kl_warmup
+        self.iw_samples = iw_samples
         self.fixed_log_scale = None if learned else math.log(scale)
         if likelihood == "gaussian" and learned:
             self.autoencoder["scale"] = LearnedScale(initial_scale)
@@ -135,18 +144,34 @@ class VAE(AE):
         image thresholded at half grey (their inputs are binary)."""
         return images.float().gt(0.0).float().mul(2.0).sub(1.0) if self.binarize else images
 
+    def reconstruction_nll(self, logits: Tensor, x: Tensor) -> Tensor:
+        """-log p(x | z) per image, nats, for the decoder's logits (plus D ln 256 for dequantised data)."""
+        if self.likelihood == "gaussian":
+            dimensions = x[0].numel()
+            return losses.gaussian_nll(torch.sigmoid(logits), x, self.log_scale()) + dimensions * math.log(256.0)
+        return losses.bernoulli_nll(logits, x)
+
     def negative_elbo(self, x: Tensor, eps: Tensor | None = None) -> dict[str, Tensor]:
         """Per image, nats: `recon` = E_q[-log p(x | z)] by one reparametrised sample (plus D ln 256
         for dequantised data), `kl` = KL(q(z | x) || N(0, I)), and their sum `nelbo`."""
         mean, log_var = self.posterior(x.mul(2.0).sub(1.0))
         logits = self.decode_logits(self.decoder, reparametrize(mean, log_var, eps)).float()
-        if self.likelihood == "gaussian":
-            dimensions = x[0].numel()
-            recon = losses.gaussian_nll(torch.sigmoid(logits), x, self.log_scale()) + dimensions * math.log(256.0)
-        else:
-            recon = losses.bernoulli_nll(logits, x)
-        kl = losses.gaussian_kl(mean, log_var)
+        recon, kl = self.reconstruction_nll(logits, x), losses.gaussian_kl(mean, log_var)
         return {"recon": recon, "kl": kl, "nelbo": recon + kl}
+
+    def importance_weighted_nll(self, x: Tensor, eps: Tensor, chunk: int = 4096) -> Tensor:
+        """-log (1/K sum_k p(x, z_k) / q(z_k | x)), z_k = mu + sigma eps_k, per image (N,): Burda et
+        al. 2016, eq. 8, with eps (N, K, d). Decoded `chunk` samples at a time."""
+        mean, log_var = self.posterior(x.mul(2.0).sub(1.0))
+        samples = eps.shape[1]
+        z = reparametrize(mean.unsqueeze(1), log_var.unsqueeze(1), eps)  # N, K, d
+        log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1)
+        log_posterior = Normal(mean.unsqueeze(1), torch.exp(0.5 * log_var).unsqueeze(1)).log_prob(z).sum(-1)
+        flat, targets = z.flatten(0, 1), x.repeat_interleave(samples, dim=0)
+        nll = torch.cat([self.reconstruction_nll(self.decode_logits(self.decoder, zs).float(), xs)
+                         for zs, xs in zip(flat.split(chunk), targets.split(chunk))]).view(len(x), samples)  # fmt: skip
+        log_weights = -nll + log_prior - log_posterior
+        return -(log_weights.logsumexp(1) - math.log(samples))
 
     def bits_per_dim(self, nelbo: Tensor, x: Tensor) -> Tensor:
         return nelbo / (x[0].numel() * math.log(2.0))
@@ -176,25 +201,31 @@ class VAE(AE):
         return loss, stats
 
     # -- evaluation -----------------------------------------------------------------------------------
-    def evaluation_noise(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Per evaluation image, seeded by its index: the reparametrisation's eps and the
-        dequantisation (or binarisation) noise u. The same numbers for an image in every run,
-        batching and process count, as the base's evaluation latents."""
+    def evaluation_noise(self, batch: dict[str, Tensor], iw_samples: int = 0) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Per evaluation image, seeded by its index: the reparametrisation's eps, the
+        dequantisation (or binarisation) noise u and, for the importance-weighted estimate, K more
+        eps. The same numbers for an image in every run, batching and process count, as the base's
+        evaluation latents."""
         images = batch["image"]
-        eps, u = [], []
+        eps, u, more = [], [], []
         for i in batch["index"].tolist():
             seeded = torch.Generator().manual_seed((self.sample_seed + 2) * 1_000_003 + i)
             eps.append(torch.randn(self.code_dim, generator=seeded))
             u.append(torch.rand(images.shape[1:], generator=seeded))
-        return torch.stack(eps).to(self.device), torch.stack(u).to(self.device)
+            if iw_samples:
+                more.append(torch.randn(iw_samples, self.code_dim, generator=seeded))
+        iw_eps = torch.stack(more).to(self.device) if more else None
+        return torch.stack(eps).to(self.device), torch.stack(u).to(self.device), iw_eps
 
     def evaluate_batch_extra(self, batch: dict[str, Tensor], prefix: str) -> None:
         super().evaluate_batch_extra(batch, prefix)
-        eps, u = self.evaluation_noise(batch)
+        eps, u, iw_eps = self.evaluation_noise(batch, self.iw_samples if prefix == "test" else 0)
         x = self.observed(batch["image"], u)
+        metrics = self.eval_metrics[prefix]
         with torch.no_grad(), self.evaluation_mode():
             terms = self.negative_elbo(x, eps)
-        metrics = self.eval_metrics[prefix]
+            if iw_eps is not None:
+                metrics["nll_iw"].update(self.importance_weighted_nll(x, iw_eps))
         metrics["recon"].update(terms["recon"])
         metrics["kl"].update(terms["kl"])
         metrics["elbo"].update(-terms["nelbo"])

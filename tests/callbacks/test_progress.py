@@ -29,6 +29,19 @@ def test_a_stop_in_an_epoch_without_validation_still_validates(tmp_path, random_
     assert model.iteration == 10 and validations.at == [10]
 
 
+def test_a_run_resumed_at_the_limit_trains_no_further(tmp_path, random_images):
+    model = make_model()
+    trainer = make_trainer(tmp_path, max_epochs=8, limit_val_batches=0, enable_checkpointing=True,
+                           callbacks=[IterationLimit(10)])  # fmt: skip
+    trainer.fit(model, datamodule=random_images())
+    saved = tmp_path / "at-limit.ckpt"
+    trainer.save_checkpoint(saved)
+    resumed, validations = make_model(), Validations()
+    trainer = make_trainer(tmp_path, max_epochs=8, callbacks=[IterationLimit(10), validations])
+    trainer.fit(resumed, datamodule=random_images(), ckpt_path=saved, weights_only=True)
+    assert resumed.iteration == 10 and validations.at == []
+
+
 @pytest.mark.parametrize("bad", [0, -3, 2.5])
 def test_bad_iteration_limits_are_refused(bad):
     with pytest.raises(GansError, match=rf"max_iterations={bad} must be a positive number of iterations"):

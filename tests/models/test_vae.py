@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.distributions import Normal
 
 from gans.errors import GansError
 from gans.models.vae import VAE, reparametrize
@@ -115,6 +116,45 @@ def test_the_loss_reaches_the_encoder_and_the_learned_scale():
     assert stats["elbo"].item() == pytest.approx(-(stats["recon"] + stats["kl"]).item(), rel=1e-5)
 
 
+def test_the_importance_weighted_estimate_is_the_elbo_for_one_sample_and_tighter_for_many():
+    model = tiny_vae(scale=0.2)
+    x = model.observed(torch.tensor([[[[-0.5, 0.8]]], [[[0.3, -1.0]]]]), torch.full((2, 1, 1, 2), 0.5))
+    eps = torch.tensor([[0.7], [-0.2]])
+    with torch.no_grad():
+        one = model.importance_weighted_nll(x, eps.unsqueeze(1))  # K = 1: -log w = recon + log q(z) - log p(z)
+        torch.testing.assert_close(one, model.negative_elbo(x, eps)["recon"] + _kl_sample(model, x, eps))
+        many = model.importance_weighted_nll(x, torch.randn(2, 5000, 1, generator=torch.Generator().manual_seed(0)))
+        elbo = torch.stack([model.negative_elbo(x, torch.randn(2, 1))["nelbo"] for _ in range(2000)]).mean(0)
+    assert (many < elbo).all()  # Burda et al. 2016, Theorem 1: the K-sample bound is tighter
+    # By numerical integration over the one-dimensional code: -log p(x) itself.
+    grid = torch.linspace(-8, 8, 20001).view(-1, 1)
+    with torch.no_grad():
+        logits = model.decoder(grid).float()
+        for n in range(2):
+            log_joint = -model.reconstruction_nll(logits, x[n].expand(len(grid), -1, -1, -1)) - 0.5 * grid[:, 0] ** 2 \
+                - 0.5 * math.log(2 * math.pi)
+            exact = -(torch.logsumexp(log_joint, 0) + math.log(16 / 20000))
+            assert many[n].item() == pytest.approx(exact.item(), abs=0.02)
+
+
+def test_the_test_stage_scores_the_importance_weighted_estimate_and_validation_does_not():
+    model = tiny_vae(iw_samples=3)
+    batch = {"image": torch.rand(4, 1, 1, 2) * 2 - 1, "index": torch.arange(4)}
+    model.prepare_evaluation(batch)  # the reconstructions the shared metrics read
+    for prefix in ("val", "test"):
+        model.evaluate_batch_extra(batch, prefix)
+    assert model.eval_metrics["test"]["nll_iw"].update_called and not model.eval_metrics["val"]["nll_iw"].update_called
+    elbo = model.eval_metrics["test"]["elbo"].compute()
+    assert model.eval_metrics["test"]["nll_iw"].compute() <= -elbo + 1.0  # near the ELBO, a little tighter
+
+
+def _kl_sample(model: VAE, x, eps):
+    """log q(z | x) - log p(z) at the single sample z = mu + sigma eps (the one-sample KL)."""
+    mean, log_var = model.posterior(x * 2 - 1)
+    z = reparametrize(mean, log_var, eps)
+    return (Normal(mean, (0.5 * log_var).exp()).log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(1)
+
+
 def test_the_kl_weight_warms_up_linearly_to_beta():
     model = tiny_vae(beta=4.0, kl_warmup=10)
     weights = []
@@ -139,8 +179,8 @@ def test_dequantised_data_fill_each_grey_level_bin_and_binarised_data_are_binary
 def test_evaluation_noise_depends_on_the_image_not_on_its_batch():
     model = tiny_vae()
     images = torch.zeros(6, 1, 1, 2)
-    eps, u = model.evaluation_noise({"image": images, "index": torch.arange(6)})
-    eps2, u2 = model.evaluation_noise({"image": images[:2], "index": torch.tensor([4, 1])})
+    eps, u, _ = model.evaluation_noise({"image": images, "index": torch.arange(6)})
+    eps2, u2, _ = model.evaluation_noise({"image": images[:2], "index": torch.tensor([4, 1])})
     assert torch.equal(eps2, eps[[4, 1]]) and torch.equal(u2, u[[4, 1]])
 
 
@@ -153,7 +193,7 @@ def test_training_raises_the_elbo_of_a_fixed_batch(tmp_path, random_images):
     data = random_images()
     data.setup("fit")
     batch = {"image": torch.as_tensor(data.train_images[:16]).float().div(127.5).sub(1), "index": torch.arange(16)}
-    eps, u = model.evaluation_noise(batch)
+    eps, u, _ = model.evaluation_noise(batch)
 
     def elbo():
         with torch.no_grad(), model.evaluation_mode():
@@ -171,6 +211,7 @@ def test_training_raises_the_elbo_of_a_fixed_batch(tmp_path, random_images):
         ({"binarize": True}, r"model.binarize=true needs model.likelihood=bernoulli"),
         ({"beta": -1.0}, r"model.beta=-1.0 must be a number >= 0"),
         ({"kl_warmup": 2.5}, r"model.kl_warmup=2.5 must be a number of iterations"),
+        ({"iw_samples": -1}, r"model.iw_samples=-1 must be a number of samples >= 0"),
         ({"scale": 0}, r"model.scale=0 must be 'learned' or a positive"),
         ({"reconstruction": "bce"}, r"a VAE's reconstruction term is its likelihood"),
         ({"prior": "uniform"}, r"model.prior must be one of expost, normal"),
