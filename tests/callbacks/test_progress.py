@@ -31,8 +31,7 @@ def test_a_stop_in_an_epoch_without_validation_still_validates(tmp_path, random_
 
 def test_a_run_resumed_at_the_limit_trains_no_further(tmp_path, random_images):
     model = make_model()
-    trainer = make_trainer(tmp_path, max_epochs=8, limit_val_batches=0, enable_checkpointing=True,
-                           callbacks=[IterationLimit(10)])  # fmt: skip
+    trainer = make_trainer(tmp_path, max_epochs=8, limit_val_batches=0, callbacks=[IterationLimit(10)])
     trainer.fit(model, datamodule=random_images())
     saved = tmp_path / "at-limit.ckpt"
     trainer.save_checkpoint(saved)
