@@ -163,3 +163,9 @@ def gaussian_nll(mean: Tensor, target: Tensor, log_scale: Tensor | float) -> Ten
     squared = (target.float() - mean.float()).square() * torch.exp(-2.0 * log_scale)
     per_pixel = 0.5 * squared + log_scale + 0.5 * math.log(2.0 * math.pi)
     return per_pixel.flatten(1).sum(1)
+
+
+def drift_penalty(real_logits: Tensor) -> Tensor:
+    """E[D(x)^2]: ProGAN's drift term (Karras et al. 2018, appendix A.1, weighted by 0.001 there),
+    added to the WGAN-GP critic loss to keep the critic's output near zero."""
+    return real_logits.float().square().mean()

@@ -162,3 +162,7 @@ def test_bernoulli_and_gaussian_nll_are_the_negative_log_likelihoods_summed_over
     mean, x = torch.rand(2, 1, 3, 3), torch.rand(2, 1, 3, 3)
     expected = -Normal(mean, 0.1).log_prob(x).flatten(1).sum(1)
     torch.testing.assert_close(losses.gaussian_nll(mean, x, math.log(0.1)), expected)
+
+
+def test_drift_penalty_is_the_mean_squared_real_score():
+    assert losses.drift_penalty(torch.tensor([1.0, -3.0])).item() == pytest.approx(5.0)
