@@ -70,12 +70,29 @@ def sweep_run_name(base: str, mode, task_overrides) -> str:
     return f"{base}:{','.join(chosen)}" if chosen else base
 
 
+def padded_power_of_two(side) -> int:
+    """`${padded_power_of_two:${data.image_size}}`: the side a network that grows by doubling (ProGAN)
+    works at: the data's side if it is a power of two, else the next one when at most 4 pixels away
+    (28 -> 32: MNIST-style digits padded by 2 pixels a side, as LeNet-5 padded MNIST); any other side
+    is returned as it is, for the network to refuse in one line."""
+    side = int(side)
+    target = 1 << max(side - 1, 1).bit_length()
+    return target if 0 < target - side <= 4 else side
+
+
+def pick(flag, when_true, when_false):
+    """`${pick:${smoke},A,B}`: A when the flag is true (e.g. `debug=smoke` sets `smoke: true`), else B."""
+    return when_true if flag in (True, "true", "True") else when_false
+
+
 def register_resolvers() -> None:
     resolvers = {
         "on_gpu": on_gpu,
         "wandb_offline": wandb_offline,
         "sweep_group": sweep_group,
         "sweep_run_name": sweep_run_name,
+        "padded_power_of_two": padded_power_of_two,
+        "pick": pick,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

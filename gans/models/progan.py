@@ -17,6 +17,8 @@ the uninterrupted one.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,10 +27,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gans import losses
+from gans.errors import GansError
 from gans.models.base import AdversarialModule
-from gans.models.progan_schedule import Stage, growth_schedule, stage_at
+from gans.models.progan_schedule import Stage, describe, growth_schedule, stage_at
 from gans.models.wgan import check_positive
 from gans.nets.progan import fade
+
+log = logging.getLogger(__name__)
 
 
 class ProGAN(AdversarialModule):
@@ -38,6 +43,7 @@ class ProGAN(AdversarialModule):
         size (a phase trains on the first that many images of each batch).
     gp_weight: lambda of the gradient penalty (10). drift_weight: of E[D(x)^2] (0.001).
     reset_optimizers: clear both optimizers' state when a phase begins (the paper's code does).
+    image_size: the side both networks grow to (the data's, or padded to a power of two).
     """
 
     def __init__(
@@ -49,13 +55,18 @@ class ProGAN(AdversarialModule):
         gp_weight: float = 10.0,
         drift_weight: float = 0.001,
         reset_optimizers: bool = True,
+        image_size: int | None = None,
         **kwargs,
     ) -> None:
+        # A plain list (not Hydra's ListConfig), so the saved hyperparameters load with weights_only=True.
+        batch_sizes = batch_sizes if isinstance(batch_sizes, int) else [int(b) for b in batch_sizes]
         super().__init__(*args, **kwargs)
+        if image_size is not None and image_size != self.generator.image_size:
+            raise GansError(f"model.image_size={image_size} but model.generator.image_size={self.generator.image_size}: "
+                            "set them alike (the config interpolates ${model.image_size})")  # fmt: skip
         self.gp_weight = check_positive("gp_weight", gp_weight)
         self.drift_weight, self.reset_optimizers = float(drift_weight), reset_optimizers
-        sizes = batch_sizes if isinstance(batch_sizes, int) else list(batch_sizes)
-        self.schedule = growth_schedule(self.generator.max_level, fade_images, stable_images, sizes)
+        self.schedule = growth_schedule(self.generator.max_level, fade_images, stable_images, batch_sizes)
         self.optimizer_phase = -1  # the phase the optimizers' state belongs to (checkpointed)
 
     # -- the stage of the growth ------------------------------------------------------------------
@@ -66,16 +77,30 @@ class ProGAN(AdversarialModule):
     def batch_size_of(self, batch: dict[str, Tensor]) -> int:
         return min(self.schedule[self.stage.phase].batch_size, super().batch_size_of(batch))
 
+    def padded(self, images: Tensor) -> Tensor:
+        """Images at the networks' side: a side up to 4 pixels short of it is padded with black, as
+        LeNet-5 padded 28x28 MNIST to 32x32 (`padded_power_of_two` in gans/config.py chose it)."""
+        missing = self.generator.image_size - images.shape[-1]
+        if missing == 0:
+            return images
+        before = missing // 2
+        return F.pad(images, (before, missing - before, before, missing - before), value=-1.0)
+
     def real_at(self, images: Tensor, stage: Stage) -> Tensor:
         """Real images at the stage's side, blended during a fade-in as the generator's output is:
         alpha * x_side + (1 - alpha) * upsample(x_side / 2)."""
-        side = 4 * 2**stage.level
-        x = F.adaptive_avg_pool2d(images, side) if images.shape[-1] != side else images
+        side, images = 4 * 2**stage.level, self.padded(images)
+        x = F.avg_pool2d(images, images.shape[-1] // side) if images.shape[-1] != side else images
         if stage.alpha < 1.0 and stage.level > 0:
             x = fade(stage.alpha, x, F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest"))
         return x
 
     # -- training ---------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.global_rank == 0:
+            log.info(describe(self.schedule))
+
     def prepare_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The phase's share of the batch at its side; a new phase first clears the optimizers."""
         stage = self.stage
@@ -85,7 +110,16 @@ class ProGAN(AdversarialModule):
         self.optimizer_phase = stage.phase
         batch = super().prepare_batch(batch)
         size = self.batch_size_of(batch)
+        if self._trainer is not None:  # the stage in the progress bar
+            self.log_dict({"level": float(stage.level), "alpha": stage.alpha}, prog_bar=True, logger=False)
         return {**batch, "image": self.real_at(batch["image"][:size], stage), "stage": stage}
+
+    @staticmethod
+    def all_parameters_in_graph(loss: Tensor, network) -> Tensor:
+        """loss + 0 * (every trainable parameter of `network`): the blocks above the current side
+        take part in no forward pass, and DDP waits for a gradient of every parameter. Their
+        gradient is zero, so Adam (whose state for them is zero) leaves them unchanged."""
+        return loss + 0.0 * sum(p.sum() for p in network.parameters() if p.requires_grad)
 
     def discriminator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """E[D(G(z))] - E[D(x)] + lambda * gradient penalty + drift * E[D(x)^2] (appendix A.1)."""
@@ -98,13 +132,15 @@ class ProGAN(AdversarialModule):
         drift = losses.drift_penalty(real_scores)
         stats = {"wasserstein": -critic_loss.detach(), "gradient_penalty": penalty.detach(),
                  "level": torch.tensor(float(stage.level)), "alpha": torch.tensor(stage.alpha)}  # fmt: skip
-        return critic_loss + self.gp_weight * penalty + self.drift_weight * drift, stats
+        loss = critic_loss + self.gp_weight * penalty + self.drift_weight * drift
+        return self.all_parameters_in_graph(loss, self.discriminator), stats
 
     def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """-E[D(G(z))] at the current stage."""
         stage = batch["stage"]
         fake = self.generator(self.sample_latent(len(batch["image"])), stage.level, stage.alpha)
-        return losses.wasserstein_generator_loss(self.discriminator(fake, stage.level, stage.alpha)), {}
+        loss = losses.wasserstein_generator_loss(self.discriminator(fake, stage.level, stage.alpha))
+        return self.all_parameters_in_graph(loss, self.generator), {}
 
     # -- sampling ---------------------------------------------------------------------------------
     def synthesize(self, network, z: Tensor, condition: Tensor | None) -> Tensor:
@@ -113,10 +149,54 @@ class ProGAN(AdversarialModule):
         return network(z, stage.level, stage.alpha)
 
     def evaluation_pairs(self, batch: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
-        """Generated images at the current side against the real ones downsampled the same way.
-        (To do: a stream per side, `fid_<side>`, with `fid` the final side's.)"""
-        z = self._eval_latents[batch["index"]]
-        return {"": (self.real_at(batch["image"], self.stage), self.generate_from(z))}
+        """Generated images at the current side (during a fade-in, the blend G draws) against the
+        real images average-pooled to that side, as the stream of that side (`fid_8`, ..., and `fid` at the final side, fully faded in)."""
+        z, stage = self._eval_latents[batch["index"]], self.stage
+        stream = "" if self.final_stage() else str(4 * 2**stage.level)
+        # The real images at the side, not faded: a reference set per side, cached once.
+        reals = self.real_at(batch["image"], Stage(stage.phase, stage.level, 1.0))
+        return {stream: (reals, self.generate_from(z))}
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        if self._evaluating() and not self.final_stage():
+            # The best checkpoint is chosen on the final side's FID; before it, there is none.
+            self.log("val/fid", math.inf)
+
+    def final_stage(self) -> bool:
+        stage = self.stage
+        return stage.level == self.generator.max_level and stage.alpha >= 1.0
+
+    def _class_evaluation(self) -> bool:
+        # The real data's classifier reads images at the data's side: the final stage's.
+        return super()._class_evaluation() and self.final_stage()
+
+    def _update_class_statistics(self, stage: str, batch: dict[str, Tensor], fakes: Tensor) -> None:
+        # Generated images at the padded side, cropped back to the data's (the classifier's input).
+        side, full = batch["image"].shape[-1], fakes.shape[-1]
+        start = (full - side) // 2
+        super()._update_class_statistics(stage, batch, fakes[..., start : start + side, start : start + side])
+
+    @torch.no_grad()
+    def visuals(self, nrow: int, interpolation_rows: int, interpolation_steps: int) -> dict:
+        """The base's grids at the current stage, and the growth strip: the same latents at every
+        side reached so far, each row upsampled to the current side."""
+        grids = super().visuals(nrow, interpolation_rows, interpolation_steps)
+        stage, z = self.stage, self.fixed_z[:nrow]
+        side, rows, names = 4 * 2**stage.level, [], []
+        sampler = self.sampler
+        was_training = sampler.training
+        sampler.eval()
+        try:
+            for level in range(stage.level + 1):
+                alpha = stage.alpha if level == stage.level else 1.0
+                images = sampler(z.to(self.device), level, alpha).float()
+                rows.append(F.interpolate(images, size=(side, side), mode="nearest"))
+                names.append(f"{4 * 2**level}x{4 * 2**level}" + (f" a={alpha:.2f}" if alpha < 1 else ""))
+        finally:
+            sampler.train(was_training)
+        grids["growth"] = (torch.cat(rows), len(z), names)
+        return grids
 
     # -- checkpoints --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gans.errors import GansError
+
 
 class EqualizedConv2d(nn.Module):
     """A convolution whose weight is w * sqrt(gain / fan_in) with w ~ N(0, 1) (Karras et al. 2018,
@@ -97,7 +99,9 @@ def fade(alpha: float | Tensor, new: Tensor, old: Tensor) -> Tensor:
 def levels_of(image_size: int) -> int:
     """The growth stages above 4x4 for a power-of-two image side (4 -> 0, 32 -> 3)."""
     if image_size < 4 or image_size & (image_size - 1):
-        raise ValueError(f"ProGAN grows to a power-of-two side of at least 4, got {image_size}")
+        fix = max(4, 1 << max(image_size - 1, 1).bit_length())
+        raise GansError(f"data.image_size={image_size} is not a power of two of at least 4: ProGAN grows by doubling "
+                        f"from 4x4; use e.g. data.image_size={fix}")  # fmt: skip
     return int(math.log2(image_size)) - 2
 
 

@@ -7,6 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gans.errors import GansError
+
 from gans.nets.progan import (
     Discriminator,
     EqualizedConv2d,
@@ -62,8 +64,8 @@ def test_fade_blends_new_over_old():
 
 def test_levels_of_power_of_two_sides():
     assert [levels_of(s) for s in (4, 8, 32, 256)] == [0, 1, 3, 6]
-    for bad in (2, 28, 48):
-        with pytest.raises(ValueError, match="power-of-two side of at least 4"):
+    for bad, fix in ((2, 4), (28, 32), (48, 64)):
+        with pytest.raises(GansError, match=rf"data.image_size={bad} is not a power of two .* data.image_size={fix}"):
             levels_of(bad)
 
 

@@ -1,0 +1,51 @@
+"""ProGAN through `run.py`: debug=smoke grows through three sides with per-side FID and the growth
+strip, a sweep, two CPU processes with inactive blocks, exact resume inside a fade-in, and a
+one-line error for an image folder whose side is not a power of two."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from PIL import Image
+
+from tests.test_run import assert_ok, one_line_error, resumed_equals_straight, run, wandb_metrics
+from tests.test_wgan_cgan import image_folder
+
+NO_EVAL = ["logger=none", "test=false", "model.eval_fid=false", "optimized_metric=null"]
+
+
+def test_smoke_runs_of_a_sweep_grow_through_three_sides_with_fid_per_side_and_a_growth_strip(tmp_path):
+    sweep = tmp_path / "sweep"
+    assert_ok(run("--multirun", "model=progan", "model.batch_sizes=16,[16,16,8,8]", "debug=smoke",
+                  f"hydra.sweep.dir={sweep}"))  # fmt: skip
+    for job, images in (("0", 4 * 16), ("1", 3 * 16 + 8)):
+        state = torch.load(sweep / job / "checkpoints" / "last.ckpt", weights_only=True)
+        assert state["progress"]["images_seen"] == images  # 16 at 4x4, 8x8 from 16, 16x16 from 48
+        metrics = wandb_metrics(sweep / job)
+        assert math.isfinite(metrics["val/fid_16"]) and math.isfinite(metrics["test/fid_16"])
+        strip = Image.open(next((sweep / job / "growth").glob("iter=*.png")))
+        assert strip.height == 2 + 3 * (16 + 2)  # rows 4x4, 8x8 and 16x16, each at 16x16
+
+
+def test_two_cpu_processes_train_with_blocks_not_yet_grown(tmp_path):
+    assert_ok(run("model=progan", "debug=smoke", "trainer=ddp_cpu", *NO_EVAL, f"hydra.run.dir={tmp_path}"))
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["progress"]["images_seen"] == 4 * 16 * 2  # two processes
+    top = [v for k, v in state["state_dict"].items() if k.startswith("generator.blocks.2.")]
+    assert top and all(torch.isfinite(v).all() for v in top)
+
+
+def test_a_run_resumed_inside_a_fade_in_continues_exactly(tmp_path):
+    # 8x8 fades in over images 16 to 80: the first run stops at 64 images, alpha 0.75.
+    straight, _ = resumed_equals_straight(tmp_path, "model=progan", "model.fade_images=64", "debug=smoke", *NO_EVAL)
+    first = torch.load(tmp_path / "first" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert first["progress"]["images_seen"] == 64 and straight["progress"]["images_seen"] == 128
+
+
+def test_an_image_folder_whose_side_is_not_a_power_of_two_is_one_line(tmp_path):
+    root = image_folder(tmp_path / "shapes", None)
+    line = one_line_error(run("model=progan", "data=image_folder", f"data.root={root}", "data.image_size=48",
+                              "data.batch_size=4", "data.val_size=2", "data.test_size=2", f"hydra.run.dir={tmp_path}/run"))  # fmt: skip
+    assert line.endswith("data.image_size=48 is not a power of two of at least 4: ProGAN grows by doubling from "
+                         "4x4; use e.g. data.image_size=64")  # fmt: skip
