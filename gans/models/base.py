@@ -532,6 +532,8 @@ class GenerativeModule(L.LightningModule, ABC):
         for stream, distances in streams:
             key = self._reference_key(stage, stream)
             n_real, n_fake = distances.synced_counts()
+            if n_fake == 0:  # a stream this evaluation did not feed (ProGAN: the side it has grown past)
+                continue
             if self._collect_real[key]:
                 if complete:
                     distances.save_real(key)

@@ -46,3 +46,13 @@ def test_a_run_resumed_inside_a_fade_in_continues_exactly(tmp_path, random_image
     assert resumed.images_seen == straight.images_seen == 192 and straight.stage.level == 2
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_validation_scores_each_side_it_reaches(tmp_path, random_images):
+    # Validation at 8x8 (64 images shown), then twice at 16x16: the 8x8 stream, now unfed, is skipped.
+    model = make_progan(stable_images=16, eval_fid=True)
+    trainer = make_trainer(tmp_path, max_epochs=3, check_val_every_n_epoch=None, val_check_interval=8)
+    trainer.fit(model, datamodule=random_images())
+    logged = trainer.callback_metrics
+    assert model.stage.level == 2 and "val/fid_16" in logged and torch.isfinite(logged["val/fid_16"])
+    assert set(model._distances["validate"]) == {"8", "16"}
