@@ -30,6 +30,8 @@ from gans.errors import DataError
 
 log = logging.getLogger(__name__)
 
+FITS = ("resize", "pad")
+
 
 def held_out_count(setting: int | float, n: int, key: str) -> int:
     """A held-out size given as a count (int >= 0) or a fraction of the `n` images (float in (0, 1),
@@ -69,6 +71,16 @@ def to_unit(images: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     if images.dtype == torch.uint8:
         return images.to(dtype).div_(255.0)
     return images.detach().to(dtype).add(1.0).mul_(0.5)
+
+
+def pad_to(images: Tensor, side: int) -> Tensor:
+    """uint8 images centred on black squares of `side` (the extra row or column, if odd, at the end)."""
+    height, width = images.shape[-2:]
+    if height > side or width > side:
+        raise DataError(f"data.fit=pad cannot pad {height}x{width} images to data.image_size={side}: "
+                        f"set data.image_size to at least {max(height, width)} or data.fit=resize")  # fmt: skip
+    top, left = (side - height) // 2, (side - width) // 2
+    return F.pad(images, (left, side - width - left, top, side - height - top), value=0)
 
 
 class TensorImages(Dataset):
@@ -158,7 +170,10 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         on_device: keep the tensors on the training device (GPU) rather than in host memory.
         split_seed: seed of the train/val(/test) split, fixed so the parts agree across runs and seeds.
         shuffle_seed: seed of the per-epoch training order (Hydra passes the run's `seed`).
-        image_size: resize every image to this side once, at load (e.g. 64 for the 64x64 DCGAN).
+        image_size: bring every image to this side once, at load (e.g. 64 for the 64x64 DCGAN).
+        fit: how a side other than `image_size` gets there: "resize" (antialiased bilinear) or
+            "pad" (centred on a black square, for images no larger than it: Fashion-MNIST's 28
+            padded to 32, as LeNet-5 padded MNIST, so the items keep their pixels).
         channels: 1 (grayscale) or 3 (RGB); images are converted once, at load.
     """
 
@@ -184,9 +199,12 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         shuffle_seed: int = 0,
         image_size: int | None = None,
         channels: int | None = None,
+        fit: str = "resize",
     ) -> None:
         super().__init__()
-        self.image_size, self.channels = image_size, channels
+        if fit not in FITS:
+            raise DataError(f"data.fit={fit!r} is not one of {', '.join(FITS)}")
+        self.image_size, self.channels, self.fit = image_size, channels, fit
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.test_size = val_size, test_size
         self.max_eval_samples = sample_cap(max_eval_samples, "data.max_eval_samples")
@@ -230,7 +248,7 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
                 setattr(self, name, getattr(self, name).to(device))
 
     def conform(self, images: Tensor) -> Tensor:
-        """Resize (antialiased bilinear) and convert channels to the configured shape, once."""
+        """Convert channels and bring the side to the configured shape (`fit`), once."""
         if self.channels not in (None, 1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if self.channels == 3 and images.shape[1] == 1:
@@ -238,7 +256,9 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         elif self.channels == 1 and images.shape[1] == 3:  # ITU-R 601 luma, as PIL's "L"
             weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
             images = (images.float() * weights).sum(1, keepdim=True).round().to(torch.uint8)
-        if self.image_size and tuple(images.shape[-2:]) != (self.image_size, self.image_size):
+        if self.image_size and self.fit == "pad":
+            images = pad_to(images, self.image_size)
+        elif self.image_size and tuple(images.shape[-2:]) != (self.image_size, self.image_size):
             resized = [
                 F.interpolate(chunk.float(), size=(self.image_size,) * 2, mode="bilinear", antialias=True)
                 for chunk in images.split(4096)

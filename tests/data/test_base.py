@@ -115,6 +115,26 @@ def test_conform_resizes_to_image_size():
     assert abs(down.float().mean() - dm.load()[0].float().mean()) < 1.0
 
 
+def test_fit_pad_centres_the_images_on_black_and_keeps_their_pixels():
+    dm = ready(shape=(1, 28, 28), image_size=32, fit="pad", n_test=3)
+    assert dm.train_images.shape == (40, 1, 32, 32) and dm.test_images.shape == (3, 1, 32, 32)
+    originals = dm.load()[2]
+    assert torch.equal(dm.test_images[..., 2:30, 2:30], originals)
+    border = torch.ones(32, 32, dtype=torch.bool)
+    border[2:30, 2:30] = False
+    assert (dm.test_images[..., border] == 0).all()
+    # an odd difference puts the extra column at the end
+    odd = base.pad_to(torch.full((1, 1, 2, 3), 9, dtype=torch.uint8), 6)
+    assert odd[0, 0, 2:4, 1:4].eq(9).all() and odd.sum() == 9 * 6
+
+
+def test_fit_pad_refuses_images_larger_than_the_side_and_unknown_fits():
+    with pytest.raises(DataError, match="data.fit=pad cannot pad 28x28 images to data.image_size=16.*at least 28"):
+        ready(shape=(1, 28, 28), image_size=16, fit="pad")
+    with pytest.raises(DataError, match="data.fit='crop' is not one of resize, pad"):
+        RandomImages(fit="crop")
+
+
 def test_conform_gray_to_rgb():
     dm = ready(shape=(1, 8, 8), channels=3)
     assert dm.train_images.shape == (30, 3, 8, 8) and dm.train_images.is_contiguous()
