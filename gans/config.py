@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from gans.nets.progan import next_power_of_two
+
 
 def on_gpu(gpu_value, cpu_value):
     """`${on_gpu:A,B}`: A when a CUDA device is visible, else B (the CPU budget of `make run`)."""
@@ -76,7 +78,7 @@ def padded_power_of_two(side) -> int:
     (28 -> 32: MNIST-style digits padded by 2 pixels a side, as LeNet-5 padded MNIST); any other side
     is returned as it is, for the network to refuse in one line."""
     side = int(side)
-    target = 1 << max(side - 1, 1).bit_length()
+    target = next_power_of_two(side)
     return target if 0 < target - side <= 4 else side
 
 

@@ -40,6 +40,7 @@ def load_model(checkpoint: Path, device: str = "cpu", weights_only: bool = True)
     with open_dict(cfg):  # run.py finds it in the data at training time; the model saved it
         cfg.data.num_classes = int(state.get("hyper_parameters", {}).get("num_classes", 0))
     model = instantiate(cfg.model)
+    model.on_load_checkpoint(state)  # the training progress: ProGAN's stage follows the images shown
     model.load_state_dict(state["state_dict"])
     return model.to(device).eval()
 

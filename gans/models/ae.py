@@ -19,8 +19,7 @@ probabilistic encoder and decoder.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -31,7 +30,7 @@ from torchmetrics import MeanMetric
 from gans import losses
 from gans.data.base import to_float
 from gans.errors import GansError
-from gans.models.base import GenerativeModule, Update
+from gans.models.base import GenerativeModule, Update, eval_mode
 from gans.nets.mixture import GaussianMixture
 
 log = logging.getLogger(__name__)
@@ -118,19 +117,9 @@ class AE(GenerativeModule):
     def reconstruct(self, images: Tensor) -> Tensor:
         """Reconstructions in [-1, 1] of images in [-1, 1] (the code, or the posterior mean),
         in eval mode, as float32."""
-        with self.evaluation_mode():
+        with eval_mode(self.autoencoder):
             codes = self.encode(images.to(self.device))
             return torch.sigmoid(self.decode_logits(self.decoder, codes).float()).mul(2.0).sub(1.0)
-
-    @contextmanager
-    def evaluation_mode(self) -> Iterator[None]:
-        """The autoencoder in eval mode for the block (batch norm with its running statistics)."""
-        was_training = self.autoencoder.training
-        self.autoencoder.eval()
-        try:
-            yield
-        finally:
-            self.autoencoder.train(was_training)
 
     # -- sampling: codes from the prior, decoded --------------------------------------------------
     def draw_latent(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
@@ -164,7 +153,7 @@ class AE(GenerativeModule):
         seeded = torch.Generator().manual_seed(self.sample_seed)
         if self.mixture_fit_images is not None and self.mixture_fit_images < len(images):
             images = images[torch.randperm(len(images), generator=seeded)[: self.mixture_fit_images].to(images.device)]
-        with self.evaluation_mode():
+        with eval_mode(self.autoencoder):
             codes = torch.cat([self.encode(to_float(chunk.to(self.device))).float() for chunk in images.split(1000)])
         self.mixture.fit(codes, self.iteration, seeded)
 
@@ -198,6 +187,11 @@ class AE(GenerativeModule):
     def prepare_evaluation(self, batch: dict[str, Tensor]) -> None:
         """The reconstructions of the evaluation batch, once, for FID and the error metrics alike."""
         batch["reconstruction"] = self.reconstruct(batch["image"])
+
+    def reference_stream(self, stream: str) -> str:
+        # Samples, reconstructions (and a VAE's N(0, I) samples) are all scored against the
+        # evaluation images themselves: one set of real features.
+        return ""
 
     def evaluation_pairs(self, batch: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
         """Samples against the real images (`fid`, the GANs' protocol) and reconstructions of those
@@ -259,7 +253,7 @@ class AE(GenerativeModule):
         grids["reconstructions"] = (pairs.transpose(0, 1).flatten(0, 2), columns, names)
         rows = min(interpolation_rows, len(images) // 2)
         if rows and interpolation_steps > 1:
-            with self.evaluation_mode():
+            with eval_mode(self.autoencoder):
                 codes = self.posterior_mean(images[: 2 * rows])
                 t = torch.linspace(0.0, 1.0, interpolation_steps, device=codes.device).view(1, -1, 1)
                 path = (1.0 - t) * codes[:rows].unsqueeze(1) + t * codes[rows:].unsqueeze(1)

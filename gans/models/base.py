@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,18 @@ def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tenso
 
     return average
 
+
+
+@contextmanager
+def eval_mode(network: nn.Module) -> Iterator[nn.Module]:
+    """`network` in eval mode for the block (batch norm with its running statistics), then back
+    in the mode it was in: sampling and evaluation inside a training step change nothing."""
+    was_training = network.training
+    network.eval()
+    try:
+        yield network
+    finally:
+        network.train(was_training)
 
 @dataclass(frozen=True)
 class Update:
@@ -154,7 +167,7 @@ class GenerativeModule(L.LightningModule, ABC):
         self.iteration, self.images_seen = 0, 0
         # Plain dicts, not submodules: the 87 MB Inception weights stay out of every checkpoint.
         self._distances: dict[str, dict[str, FeatureDistances]] = {}  # stage -> stream -> FID/KID
-        self._collect_real: dict[str, bool] = {}
+        self._collect_real: dict[tuple[str, str], bool] = {}  # (reference key, stream) -> still collecting
         self._eval_batches: dict[str, int] = {}
         self._eval_latents: Tensor | None = None
         # Plain dicts too: the classifier of the real data is cached on disk, not in checkpoints.
@@ -228,14 +241,9 @@ class GenerativeModule(L.LightningModule, ABC):
     @torch.no_grad()
     def generate_from(self, z: Tensor, condition: Tensor | None = None) -> Tensor:
         """Images in [-1, 1] for latents z (and conditions), from the sampler in eval mode."""
-        sampler = self.sampler
-        was_training = sampler.training
-        sampler.eval()
-        try:
+        with eval_mode(self.sampler) as sampler:
             condition = None if condition is None else condition.to(self.device)
             return self.synthesize(sampler, z.to(self.device), condition).float()
-        finally:
-            sampler.train(was_training)
 
     def generate(self, n: int, condition: Tensor | None = None) -> Tensor:
         """n new images in [-1, 1], with the given conditions or conditions drawn by the model."""
@@ -476,13 +484,20 @@ class GenerativeModule(L.LightningModule, ABC):
             distances = FeatureDistances(self.fid_antialias, self.eval_kid, self.kid_subset_size, inception)
             distances = distances.to(self.device)
             key = self._reference_key(stage, stream)
-            self._collect_real[key] = not distances.load_real(key)  # collective: rank 0 decides
+            self._collect_real[key, stream] = not distances.load_real(key)  # collective: rank 0 decides
             streams[stream] = distances
         return streams[stream]
 
+    def reference_stream(self, stream: str) -> str:
+        """The stream whose real images `stream` is scored against: its own, unless a model's
+        streams share real images (an autoencoder's reconstructions and samples)."""
+        return stream
+
     def _reference_key(self, stage: str, stream: str) -> str:
-        fingerprint = self.trainer.datamodule.eval_fingerprint(stage)
-        return f"{fingerprint}-{stream}" if stream else fingerprint
+        """The name of a stream's set of real features: the evaluation images' fingerprint, and the
+        reference stream when its real images are not the plain evaluation images."""
+        fingerprint, reference = self.trainer.datamodule.eval_fingerprint(stage), self.reference_stream(stream)
+        return f"{fingerprint}-{reference}" if reference else fingerprint
 
     def _evaluate_batch(self, batch: dict[str, Tensor], stage: str, prefix: str) -> None:
         if self.trainer.sanity_checking:
@@ -492,26 +507,30 @@ class GenerativeModule(L.LightningModule, ABC):
         self.prepare_evaluation(batch)
         pairs = self.evaluation_pairs(batch) if self.eval_fid else {}
         intra_fid = self._intra_fid.get(stage)
+        real_features: dict[str, Tensor] = {}  # reference key -> this batch's, for every stream scored on it
         for stream, (reals, fakes) in pairs.items():  # FeatureDistances computes in float32 itself
             distances = self._stream_distances(stage, stream)
-            collect = self._collect_real[self._reference_key(stage, stream)]
-            reals, fakes = to_uint8(reals), to_uint8(fakes)
-            if stream == "" and intra_fid is not None:
+            key = self._reference_key(stage, stream)
+            main_with_classes = stream == "" and intra_fid is not None
+            need_real = self._collect_real[key, stream] or (main_with_classes and self._collect_class_real[stage])
+            if need_real and key not in real_features:
+                reals = to_uint8(reals)
+                with exact_float32(self.device):  # (a batch may hold no image of a domain: nothing to add)
+                    real_features[key] = distances.inception(reals) if len(reals) else reals
+            fakes = to_uint8(fakes)
+            if main_with_classes:
                 # One Inception pass per image feeds FID and intra-FID alike.
-                fake_features = distances.inception(fakes)
+                with exact_float32(self.device):
+                    fake_features = distances.inception(fakes)
                 distances.update(fake_features, real=False)
                 intra_fid.update(fake_features, self.condition_of(batch), real=False)
-                if collect or self._collect_class_real[stage]:
-                    real_features = distances.inception(reals)
-                    if collect:
-                        distances.update(real_features, real=True)
-                    if self._collect_class_real[stage]:
-                        intra_fid.update(real_features, batch["label"], real=True)
-                distances.inception.forget()
+                if self._collect_class_real[stage]:
+                    intra_fid.update(real_features[key], batch["label"], real=True)
             else:
-                if collect:
-                    distances.update(reals, real=True)
                 distances.update(fakes, real=False)
+            if self._collect_real[key, stream]:
+                distances.update(real_features[key], real=True)
+            distances.inception.forget()
             if stream == "" and stage in self._class_stats:
                 self._update_class_statistics(stage, batch, fakes)
         with exact_float32(self.device):  # PSNR, SSIM, L1: float32 under every precision
@@ -534,10 +553,10 @@ class GenerativeModule(L.LightningModule, ABC):
             n_real, n_fake = distances.synced_counts()
             if n_fake == 0:  # a stream this evaluation did not feed (ProGAN: the side it has grown past)
                 continue
-            if self._collect_real[key]:
+            if self._collect_real[key, stream]:
                 if complete:
                     distances.save_real(key)
-                    self._collect_real[key] = False
+                    self._collect_real[key, stream] = False
                 else:
                     distances.discard_collected_real()
                     del self._distances[stage][stream]  # an incomplete reference set is not reused

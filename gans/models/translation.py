@@ -13,7 +13,7 @@ from abc import abstractmethod
 import torch
 from torch import Tensor, nn
 
-from gans.models.base import AdversarialModule
+from gans.models.base import AdversarialModule, eval_mode
 
 
 class ImageToImageModule(AdversarialModule):
@@ -29,12 +29,8 @@ class ImageToImageModule(AdversarialModule):
     @torch.no_grad()
     def translate(self, network: nn.Module, images: Tensor) -> Tensor:
         """network(images) in eval mode without gradients, as float32 (for metrics and images)."""
-        was_training = network.training
-        network.eval()
-        try:
+        with eval_mode(network):
             return network(images.to(self.device)).float()
-        finally:
-            network.train(was_training)
 
     def prepare_evaluation(self, batch: dict[str, Tensor]) -> None:
         """Translate at the run's precision whether or not FID is computed: the error metrics read

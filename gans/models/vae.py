@@ -42,7 +42,7 @@ from torchmetrics import MeanMetric
 from gans import losses
 from gans.errors import GansError
 from gans.models.ae import AE
-from gans.models.base import Update
+from gans.models.base import Update, eval_mode
 from gans.nets.autoencoder import LearnedScale
 
 LIKELIHOODS = ("gaussian", "bernoulli")
@@ -222,7 +222,7 @@ class VAE(AE):
         eps, u, iw_eps = self.evaluation_noise(batch, self.iw_samples if prefix == "test" else 0)
         x = self.observed(batch["image"], u)
         metrics = self.eval_metrics[prefix]
-        with torch.no_grad(), self.evaluation_mode():
+        with torch.no_grad(), eval_mode(self.autoencoder):
             terms = self.negative_elbo(x, eps)
             if iw_eps is not None:
                 metrics["nll_iw"].update(self.importance_weighted_nll(x, iw_eps))
@@ -235,7 +235,7 @@ class VAE(AE):
         pairs = super().evaluation_pairs(batch)
         if self.prior == "expost":  # and the VAE's own prior beside the mixture
             z = self._eval_latents[batch["index"]]
-            with torch.no_grad(), self.evaluation_mode():
+            with torch.no_grad(), eval_mode(self.autoencoder):
                 pairs["normal"] = (batch["image"], self.synthesize(self.decoder, z, None, prior="normal"))
         return pairs
 

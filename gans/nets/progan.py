@@ -10,6 +10,10 @@ the generator's output at level k is
 and the discriminator's input path mirrors it with average pooling. Blocks above `level` hold
 parameters that receive no gradient yet (DDP is told: `find_unused_parameters`).
 
+With `num_classes` > 0 both networks take class labels as the authors' code does (Karras et al.'s
+`networks.py`/`loss.py`; Odena, Olah & Shlens 2017's auxiliary classifier): G reads the one-hot
+label concatenated to z (normalised together), D outputs one logit per class beside its score.
+
 The paper's three ingredients are layers here (sec. 4): the equalized learning rate
 (`EqualizedConv2d`, `EqualizedLinear`: weights drawn from N(0, 1) and scaled at run time by He's
 constant sqrt(2 / fan_in), so Adam's step is the same relative size for every layer),
@@ -96,10 +100,15 @@ def fade(alpha: float | Tensor, new: Tensor, old: Tensor) -> Tensor:
     return torch.lerp(old, new, alpha) if isinstance(alpha, Tensor) else alpha * new + (1.0 - alpha) * old
 
 
+def next_power_of_two(side: int) -> int:
+    """The smallest power of two >= side (28 -> 32, 32 -> 32, 1 -> 2)."""
+    return 1 << max(side - 1, 1).bit_length()
+
+
 def levels_of(image_size: int) -> int:
     """The growth stages above 4x4 for a power-of-two image side (4 -> 0, 32 -> 3)."""
     if image_size < 4 or image_size & (image_size - 1):
-        fix = max(4, 1 << max(image_size - 1, 1).bit_length())
+        fix = max(4, next_power_of_two(image_size))
         raise GansError(f"data.image_size={image_size} is not a power of two of at least 4: ProGAN grows by doubling "
                         f"from 4x4; use e.g. data.image_size={fix}")  # fmt: skip
     return int(math.log2(image_size)) - 2
@@ -117,19 +126,21 @@ class Generator(nn.Module):
     Args:
         latent_dim, image_size, channels: z's size; the final side (a power of two) and channels.
         base_channels, max_channels: feature maps per level, `channels_at` (paper: 8192, 512).
+        num_classes: labels the generator is conditioned on (0: unconditional).
     """
 
     def __init__(self, latent_dim: int = 512, image_size: int = 32, channels: int = 3,
-                 base_channels: int = 8192, max_channels: int = 512) -> None:  # fmt: skip
+                 base_channels: int = 8192, max_channels: int = 512, num_classes: int = 0) -> None:  # fmt: skip
         super().__init__()
         self.latent_dim, self.image_size, self.channels = latent_dim, image_size, channels
+        self.num_classes = num_classes
         self.max_level = levels_of(image_size)
         widths = [channels_at(k, base_channels, max_channels) for k in range(self.max_level + 1)]
         self.norm = PixelNorm()
         act = nn.LeakyReLU(0.2)
         # 4x4: the latent, normalised, to a 4x4 map by a dense layer (the paper's 4x4 "conv" from 1x1),
         # then a 3x3 convolution.
-        self.project = EqualizedLinear(latent_dim, widths[0] * 16, gain=2.0 / 16)
+        self.project = EqualizedLinear(latent_dim + num_classes, widths[0] * 16, gain=2.0 / 16)
         self.first = nn.Sequential(act, PixelNorm(), EqualizedConv2d(widths[0], widths[0], 3), act, PixelNorm())
         self.blocks = nn.ModuleList(
             nn.Sequential(
@@ -142,8 +153,13 @@ class Generator(nn.Module):
         self.to_rgb = nn.ModuleList(EqualizedConv2d(w, channels, 1, gain=1.0) for w in widths)
         self.widths = widths
 
-    def forward(self, z: Tensor, level: int | None = None, alpha: float | Tensor = 1.0) -> Tensor:
+    def forward(self, z: Tensor, level: int | None = None, alpha: float | Tensor = 1.0,
+                labels: Tensor | None = None) -> Tensor:  # fmt: skip
         level = self.max_level if level is None else level
+        if (labels is None) != (self.num_classes == 0):
+            raise ValueError(f"a generator of {self.num_classes} classes got labels={labels is not None}")
+        if labels is not None:
+            z = torch.cat([z, F.one_hot(labels, self.num_classes).to(z.dtype)], dim=1)
         h = self.project(self.norm(z)).view(len(z), self.widths[0], 4, 4)
         h = self.first(h)
         for k in range(1, level):
@@ -158,15 +174,16 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """images (N, channels, 4 * 2^level, same) -> logits (N,) at `level` and `alpha`.
+    """images (N, channels, 4 * 2^level, same) -> scores (N,) at `level` and `alpha`.
 
-    Args: as `Generator`'s; `group_size` of the minibatch standard deviation (4).
+    Args: as `Generator`'s; `group_size` of the minibatch standard deviation (4); `num_classes`:
+        class logits beside the score (0: none).
     """
 
     def __init__(self, image_size: int = 32, channels: int = 3, base_channels: int = 8192,
-                 max_channels: int = 512, group_size: int = 4) -> None:  # fmt: skip
+                 max_channels: int = 512, group_size: int = 4, num_classes: int = 0) -> None:  # fmt: skip
         super().__init__()
-        self.image_size, self.max_level = image_size, levels_of(image_size)
+        self.image_size, self.max_level, self.num_classes = image_size, levels_of(image_size), num_classes
         widths = [channels_at(k, base_channels, max_channels) for k in range(self.max_level + 1)]
         act = nn.LeakyReLU(0.2)
         self.from_rgb = nn.ModuleList(nn.Sequential(EqualizedConv2d(channels, w, 1), act) for w in widths)
@@ -180,10 +197,12 @@ class Discriminator(nn.Module):
             EqualizedConv2d(widths[0] + 1, widths[0], 3), act,
             EqualizedConv2d(widths[0], widths[0], 4, padding=0), act,  # 4x4 -> 1x1
             nn.Flatten(),
-            EqualizedLinear(widths[0], 1, gain=1.0),
+            EqualizedLinear(widths[0], 1 + num_classes, gain=1.0),
         )  # fmt: skip
 
-    def forward(self, images: Tensor, level: int | None = None, alpha: float | Tensor = 1.0) -> Tensor:
+    def forward(self, images: Tensor, level: int | None = None, alpha: float | Tensor = 1.0,
+                with_classes: bool = False) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
+        """The scores (N,), or (scores, class logits (N, num_classes)) `with_classes`."""
         level = self.max_level if level is None else level
         h = self.from_rgb[level](images)
         if level > 0:
@@ -192,4 +211,5 @@ class Discriminator(nn.Module):
                 h = fade(alpha, h, self.from_rgb[level - 1](F.avg_pool2d(images, 2)))
             for k in range(level - 1, 0, -1):
                 h = self.blocks[k - 1](h)
-        return self.last(h).squeeze(1)
+        out = self.last(h)
+        return (out[:, 0], out[:, 1:]) if with_classes else out[:, 0]

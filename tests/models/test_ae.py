@@ -99,3 +99,24 @@ def test_evaluation_scores_samples_and_reconstructions_as_two_streams(tmp_path, 
 def test_bad_settings_are_one_line_errors(kwargs, message):
     with pytest.raises(GansError, match=message):
         make_ae(**kwargs)
+
+
+def test_samples_and_reconstructions_share_one_set_of_real_features(tmp_path, random_images, monkeypatch):
+    from gans.metrics.fid import reference_cache_path
+    from gans.metrics.inception import InceptionFeatures
+
+    data = random_images(num=72)
+    data.setup("validate")
+    real_batches = data.val_images.split(data.eval_batch_size)
+    reference_cache_path(data.eval_fingerprint("validate"), "tf-bilinear").unlink(missing_ok=True)  # never scored
+    seen = []
+    forward = InceptionFeatures.forward
+    monkeypatch.setattr(InceptionFeatures, "forward", lambda self, images: seen.append(images) or forward(self, images))
+    for evaluation in range(2):  # the second evaluation reads the real features the first one cached
+        seen.clear()
+        model = make_ae(eval_fid=True)
+        make_trainer(tmp_path).validate(model, datamodule=data, verbose=False)
+        assert set(model._distances["validate"]) == {"", "recon"}
+        reals = [x for x in seen if any(x.shape == r.shape and torch.equal(x, r) for r in real_batches)]
+        assert len(reals) == (len(real_batches) if evaluation == 0 else 0)  # once per batch, for both streams
+        assert len(seen) == 2 * len(real_batches) + len(reals)  # samples and reconstructions, and the reals

@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from gans.errors import NonFiniteLossError
+from gans.models.base import eval_mode
 from gans.models.dcgan import DCGAN
 from gans.nets.dcgan import Discriminator, Generator
 
@@ -82,6 +83,16 @@ def test_generate_from_is_deterministic_and_keeps_train_mode():
     model.train()
     a, b = model.generate_from(model.fixed_z[:4]), model.generate_from(model.fixed_z[:4])
     assert torch.equal(a, b) and model.generator.training
+
+
+def test_eval_mode_restores_the_mode_it_found_even_after_an_error():
+    net = torch.nn.Sequential(torch.nn.BatchNorm2d(2))
+    for training in (True, False):
+        net.train(training)
+        with pytest.raises(RuntimeError), eval_mode(net) as inside:
+            assert inside is net and not net[0].training
+            raise RuntimeError("stop")
+        assert net.training is training and net[0].training is training
 
 
 def test_checkpoint_holds_plain_values_and_loads_with_weights_only(tmp_path, random_images):

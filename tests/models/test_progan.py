@@ -3,9 +3,12 @@ brought to the stage's side, and a run resumed inside a fade-in continues exactl
 
 import functools
 
+import pytest
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from gans.errors import GansError
 from gans.models.progan import ProGAN
 from gans.nets.progan import Discriminator, Generator
 from tests.models.test_base import make_trainer
@@ -13,11 +16,12 @@ from tests.models.test_base import make_trainer
 adam = functools.partial(torch.optim.Adam, lr=1e-3, betas=(0.0, 0.99), eps=1e-8)
 
 
-def make_progan(stable_images: int = 64, **kwargs) -> ProGAN:
+def make_progan(stable_images: int = 64, num_classes: int = 0, **kwargs) -> ProGAN:
     torch.manual_seed(0)
     kwargs.setdefault("eval_fid", False)
-    g = Generator(8, 16, 1, base_channels=32, max_channels=8)
-    d = Discriminator(16, 1, base_channels=32, max_channels=8)
+    g = Generator(8, 16, 1, base_channels=32, max_channels=8, num_classes=num_classes)
+    d = Discriminator(16, 1, base_channels=32, max_channels=8, num_classes=num_classes)
+    kwargs["num_classes"] = num_classes
     return ProGAN(g, d, adam, adam, fade_images=64, stable_images=stable_images, batch_sizes=[8, 8, 4], num_fixed_samples=4,
                   **kwargs)  # fmt: skip
 
@@ -56,3 +60,41 @@ def test_validation_scores_each_side_it_reaches(tmp_path, random_images):
     logged = trainer.callback_metrics
     assert model.stage.level == 2 and "val/fid_16" in logged and torch.isfinite(logged["val/fid_16"])
     assert set(model._distances["validate"]) == {"8", "16"}
+
+
+def test_with_classes_both_losses_add_the_auxiliary_classifier_terms(tmp_path, random_images):
+    model = make_progan(num_classes=10)
+    assert torch.equal(model.fixed_condition, torch.arange(4))  # the grid's classes
+    data = random_images()
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    model.optimizer_phase = model.stage.phase  # no optimizers to reset outside a trainer
+    batch = model.prepare_batch(batch)
+    assert len(batch["label"]) == len(batch["image"]) == 8  # labels are cut to the phase's batch with the images
+    losses = {}
+    for weight in (0.0, 2.0):
+        model.class_weight = weight
+        for name in ("discriminator", "generator"):
+            torch.manual_seed(1)
+            losses[name, weight] = getattr(model, f"{name}_loss")(batch)
+    stage, labels = batch["stage"], batch["label"]
+    torch.manual_seed(1)
+    fake = model.generator(model.sample_latent(8), stage.level, stage.alpha, labels)
+    real_classes = model.discriminator(batch["image"], stage.level, stage.alpha, with_classes=True)[1]
+    fake_classes = model.discriminator(fake, stage.level, stage.alpha, with_classes=True)[1]
+    by_hand = F.cross_entropy(real_classes, labels) + F.cross_entropy(fake_classes, labels)
+    (d0, _), (d2, stats) = losses["discriminator", 0.0], losses["discriminator", 2.0]
+    torch.testing.assert_close(stats["class_loss"], by_hand.detach())
+    torch.testing.assert_close(d2 - d0, 2.0 * by_hand, rtol=1e-4, atol=1e-4)
+    (g0, _), (g2, stats) = losses["generator", 0.0], losses["generator", 2.0]
+    torch.testing.assert_close(g2 - g0, 2.0 * stats["class_loss"], rtol=1e-4, atol=1e-4)
+    model.class_weight = 1.0
+    make_trainer(tmp_path, max_epochs=2, limit_val_batches=0).fit(model, datamodule=random_images())
+    assert model.generate(3, torch.tensor([0, 5, 9])).shape == (3, 1, 8, 8)
+
+
+def test_networks_of_other_classes_than_the_model_are_one_line():
+    g = Generator(8, 16, 1, base_channels=32, max_channels=8, num_classes=10)
+    d = Discriminator(16, 1, base_channels=32, max_channels=8)
+    with pytest.raises(GansError, match=r"model.generator.num_classes=10 but model.num_classes=0"):
+        ProGAN(g, d, adam, adam, fade_images=64, stable_images=64, num_fixed_samples=4, eval_fid=False)

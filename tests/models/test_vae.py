@@ -11,6 +11,7 @@ from torch import nn
 from torch.distributions import Normal
 
 from gans.errors import GansError
+from gans.models.base import eval_mode
 from gans.models.vae import VAE, reparametrize
 from gans.nets.autoencoder import Encoder
 from gans.nets.dcgan import Generator
@@ -196,7 +197,7 @@ def test_training_raises_the_elbo_of_a_fixed_batch(tmp_path, random_images):
     eps, u, _ = model.evaluation_noise(batch)
 
     def elbo():
-        with torch.no_grad(), model.evaluation_mode():
+        with torch.no_grad(), eval_mode(model.autoencoder):
             return -model.negative_elbo(model.observed(batch["image"], u), eps)["nelbo"].mean().item()
 
     before = elbo()

@@ -97,3 +97,20 @@ def test_blocks_above_the_current_level_get_no_gradient():
     d(g(torch.randn(4, 16), 1, 0.5), 1, 0.5).mean().backward()
     assert all(p.grad is None for p in g.blocks[1:].parameters()) and g.blocks[0][1].weight.grad is not None
     assert all(p.grad is None for p in d.blocks[1:].parameters()) and d.blocks[0][0].weight.grad is not None
+
+
+def test_with_classes_the_generator_reads_the_label_and_the_discriminator_names_the_class():
+    g = Generator(16, 8, 1, base_channels=64, max_channels=16, num_classes=3)
+    d = Discriminator(8, 1, base_channels=64, max_channels=16, num_classes=3)
+    z = torch.randn(1, 16).expand(3, 16)
+    images = g(z, 1, 1.0, torch.tensor([0, 1, 2]))
+    assert not torch.allclose(images[0], images[1]) and not torch.allclose(images[1], images[2])
+    # The one-hot label joins z before the pixel norm: the authors' combo input.
+    combo = PixelNorm()(torch.cat([z[:1], torch.tensor([[0.0, 1.0, 0.0]])], dim=1))
+    by_hand = g.to_rgb[0](g.first(g.project(combo).view(1, g.widths[0], 4, 4)))
+    torch.testing.assert_close(g(z[:1], 0, 1.0, torch.tensor([1])), by_hand)
+    scores, classes = d(images, 1, 1.0, with_classes=True)
+    assert scores.shape == (3,) and classes.shape == (3, 3)
+    torch.testing.assert_close(d(images, 1, 1.0), scores)  # the critic's score is the first output
+    with pytest.raises(ValueError, match="a generator of 3 classes got labels=False"):
+        g(z, 1, 1.0)
