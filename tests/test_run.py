@@ -75,16 +75,16 @@ def assert_complete_run(run_dir: Path) -> None:
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 
 
-def test_smoke_run_logs_fid_to_wandb_and_writes_samples_and_checkpoints(tmp_path):
-    result = run("debug=smoke", f"hydra.run.dir={tmp_path}")
+def test_smoke_run_logs_fid_to_wandb_and_writes_samples_and_checkpoints(smoke_run, tmp_path):
+    run_dir, result = smoke_run  # shared with the tests of the tasks that read its checkpoints
     assert_ok(result)
-    assert_complete_run(tmp_path)
+    assert_complete_run(run_dir)
     assert_one_line_per_record(result)
     # Defect 14: a single run is in no W&B group and keeps the plain name.
-    assert run_info(wandb_run_file(tmp_path)) == {"name": "dcgan-fashion_mnist", "group": ""}
+    assert run_info(wandb_run_file(run_dir)) == {"name": "dcgan-fashion_mnist", "group": ""}
     # The checkpoint draws new images through `python -m gans.sample`, in the layout gans.fid reads.
     out = tmp_path / "drawn.npz"
-    assert sample_main([str(tmp_path / "checkpoints" / "last.ckpt"), "20", str(out)]) == 0
+    assert sample_main([str(run_dir / "checkpoints" / "last.ckpt"), "20", str(out)]) == 0
     images = np.load(out)["images"]
     assert images.shape == (20, 28, 28, 1) and images.dtype == np.uint8 and images.std() > 0
     assert sample_main([str(tmp_path / "missing.ckpt"), "20", str(out)]) == 1

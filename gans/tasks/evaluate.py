@@ -82,8 +82,8 @@ def evaluation_data(cfg: DictConfig, run_cfg: DictConfig) -> DictConfig:
     return data
 
 
-def evaluate(cfg: DictConfig) -> float:
-    """Write `metrics.json` (and the closest pairs' picture); returns the test FID."""
+def evaluate(cfg: DictConfig) -> float | None:
+    """Write `metrics.json` (and the closest pairs' picture); returns the test FID (None if not logged)."""
     checkpoint = require_checkpoint(cfg.get("ckpt_path"), "evaluate")
     run_cfg = run_config(checkpoint)
     model = load_model(checkpoint, "cpu", weights_only=cfg.ckpt_weights_only)
@@ -108,7 +108,8 @@ def evaluate(cfg: DictConfig) -> float:
         "model_metrics": {key: float(value) for key, value in sorted(results.items())},
         "notes": [],
     }
-    main = features.streams.get("")
+    # The samples' stream: "" (beside an autoencoder's "recon"), or ProGAN's side before it grew to the data's.
+    main = features.streams.get("") or (next(iter(features.streams.values())) if len(features.streams) == 1 else None)
     if not getattr(model, "latent_dim", None):
         report["notes"].append(
             f"{type(model).__name__} translates test images rather than drawing samples from a latent: "
@@ -121,7 +122,7 @@ def evaluate(cfg: DictConfig) -> float:
         report["metrics"].update(sample_metrics(*main, report["notes"]))
         report["metrics"]["memorisation"] = memorisation(model, datamodule, len(main[1]), cfg, out, report["notes"])
     write_report(report, out / METRICS_FILE)
-    return report["metrics"]["fid"]["value"]
+    return report["metrics"].get("fid", {}).get("value")
 
 
 def distance_metrics(results: dict[str, float], streams: dict[str, tuple[Tensor, Tensor]], model) -> dict:
