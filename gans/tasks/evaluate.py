@@ -59,9 +59,8 @@ class TestFeatures(L.Callback):
         self.streams: dict[str, tuple[Tensor, Tensor]] = {}  # stream -> (real, generated) features
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for stream, distances in pl_module._distances.get(
-            "test", {}
-        ).items():  # the base keeps them private; see the docstring
+        # The base module keeps its metric states private; reading them here spares a second Inception pass.
+        for stream, distances in pl_module._distances.get("test", {}).items():
             kid = distances.kid
             if kid is None or not kid.fake_features:
                 continue
