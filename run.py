@@ -1,6 +1,7 @@
 """Train a model of the GAN family: `python run.py model=dcgan data=fashion_mnist trainer=gpu`.
 
-Hydra composes conf/config.yaml with the chosen groups; see README.md for the options.
+Hydra composes conf/config.yaml with the chosen groups; see README.md for the options. `task=`
+picks what to do with them (gans/tasks/): train (the default), translate, evaluate or generate.
 """
 
 import logging
@@ -58,11 +59,13 @@ def first_user_error(err: BaseException) -> BaseException | None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from gans.train import train
-    from gans.translate import translate
+    from gans.tasks.evaluate import evaluate
+    from gans.tasks.generate import generate
+    from gans.tasks.train import train
+    from gans.tasks.translate import translate
 
     route_lightning_logs_through_hydra()
-    tasks = {"train": train, "translate": translate}
+    tasks = {"train": train, "translate": translate, "evaluate": evaluate, "generate": generate}
     if cfg.task not in tasks:
         log.error(f"task={cfg.task} is unknown: use one of {', '.join(tasks)}")
         sys.exit(1)

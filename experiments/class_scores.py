@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
+from gans.checkpoint import load_model
 from gans.data.base import to_float, to_uint8
 from gans.data.fashion_mnist import FashionMNISTDataModule
 from gans.metrics.classifier import ClassStatistics, Recipe, predict, real_classifier
-from gans.sample import load_model
 
 
 def main() -> None:

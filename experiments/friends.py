@@ -26,13 +26,13 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from gans.callbacks.samples import label_rows
+from gans.checkpoint import load_model
 from gans.data.base import to_float, to_uint8, to_unit
 from gans.data.fashion_mnist import FashionMNISTDataModule
 from gans.errors import GansError
 from gans.metrics.memorisation import closest_pairs, memorisation_summary, nearest_neighbours
 from gans.metrics.pca import PCABaseline
 from gans.metrics.sharpness import sharpness
-from gans.sample import load_model
 
 MODELS = ("ae", "vae", "dcgan")
 CHUNK = 250

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gans.sample import load_model, sample
+from gans.checkpoint import load_model
+from gans.generation import sample
 
 model = load_model(Path("/tmp/vae/checkpoints/last.ckpt"), "cuda")
 model.prior = "normal"

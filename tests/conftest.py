@@ -100,3 +100,14 @@ def compose_config(*overrides: str):
     conf = Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(str(conf), version_base="1.3"):
         return compose("config", overrides=list(overrides))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """`python run.py debug=smoke` (DCGAN on Fashion-MNIST, W&B offline) once per session:
+    (run dir, the finished process). The CLI test checks the run; the tasks that read a
+    checkpoint (evaluate, generate) use its checkpoints."""
+    from tests.test_run import run
+
+    run_dir = tmp_path_factory.mktemp("smoke_run")
+    return run_dir, run("debug=smoke", f"hydra.run.dir={run_dir}")

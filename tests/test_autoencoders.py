@@ -9,7 +9,7 @@ import math
 import numpy as np
 import torch
 
-from gans.sample import main as sample_main
+from gans.tools.sample import main as sample_main
 from tests.test_run import assert_ok, one_line_error, resumed_equals_straight, run, wandb_metrics
 
 NO_EVAL = ["logger=none", "test=false", "model.eval_fid=false", "optimized_metric=null"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from gans.sample import main as sample_main
+from gans.tools.sample import main as sample_main
 from tests.test_run import ROOT, assert_ok, one_line_error, run, wandb_metrics
 
 TOYS = f"hydra.searchpath=[file://{ROOT / 'tests' / 'conf'}]"

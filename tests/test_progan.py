@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gans.sample import main as sample_main
+from gans.tools.sample import main as sample_main
 from tests.test_run import assert_ok, one_line_error, resumed_equals_straight, run, wandb_metrics
 from tests.test_wgan_cgan import image_folder
 

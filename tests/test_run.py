@@ -12,13 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 from PIL import Image
 
-from gans.config import register_resolvers
-from gans.sample import main as sample_main
+from gans.tools.sample import main as sample_main
 from tests.wandb_records import history, run_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,16 +75,16 @@ def assert_complete_run(run_dir: Path) -> None:
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 
 
-def test_smoke_run_logs_fid_to_wandb_and_writes_samples_and_checkpoints(tmp_path):
-    result = run("debug=smoke", f"hydra.run.dir={tmp_path}")
+def test_smoke_run_logs_fid_to_wandb_and_writes_samples_and_checkpoints(smoke_run, tmp_path):
+    run_dir, result = smoke_run  # shared with the tests of the tasks that read its checkpoints
     assert_ok(result)
-    assert_complete_run(tmp_path)
+    assert_complete_run(run_dir)
     assert_one_line_per_record(result)
     # Defect 14: a single run is in no W&B group and keeps the plain name.
-    assert run_info(wandb_run_file(tmp_path)) == {"name": "dcgan-fashion_mnist", "group": ""}
+    assert run_info(wandb_run_file(run_dir)) == {"name": "dcgan-fashion_mnist", "group": ""}
     # The checkpoint draws new images through `python -m gans.sample`, in the layout gans.fid reads.
     out = tmp_path / "drawn.npz"
-    assert sample_main([str(tmp_path / "checkpoints" / "last.ckpt"), "20", str(out)]) == 0
+    assert sample_main([str(run_dir / "checkpoints" / "last.ckpt"), "20", str(out)]) == 0
     images = np.load(out)["images"]
     assert images.shape == (20, 28, 28, 1) and images.dtype == np.uint8 and images.std() > 0
     assert sample_main([str(tmp_path / "missing.ckpt"), "20", str(out)]) == 1
@@ -100,48 +97,11 @@ def test_smoke_run_on_two_cpu_processes(tmp_path):
     assert state["global_step"] == 8  # 4 batches per process, each a D and a G step
 
 
-def test_task_function_returns_the_monitored_metric(tmp_path):
-    from gans.train import train
-
-    register_resolvers()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["debug=smoke", "logger=none", "test=false"], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(tmp_path)
-        cfg.hydra.runtime.cwd = str(ROOT)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    value = train(cfg)
-    assert isinstance(value, float) and math.isfinite(value) and value > 0
-    (best,) = (tmp_path / "checkpoints").glob("best-*.ckpt")
-    # Defect 2: the best score the checkpoint callback kept, not whatever was logged last.
-    assert value == pytest.approx(best_checkpoint_score(best), rel=1e-6)
-
-
 def best_checkpoint_score(checkpoint: Path) -> float:
     """`best_model_score` of the checkpoint callback whose state `checkpoint` holds."""
     states = torch.load(checkpoint, weights_only=True)["callbacks"]
     (score,) = [state["best_model_score"] for state in states.values() if "best_model_score" in state]
     return float(score)
-
-
-def test_the_best_value_is_tracked_where_no_checkpoint_monitors_it():
-    """Defect 2: with no checkpoint callback on `optimized_metric`, the lowest value of the fit is
-    returned (not the last; `trainer.test` would have reset it anyway)."""
-    from types import SimpleNamespace
-
-    from gans.train import BestMetric, returned_value
-
-    tracker = BestMetric("val/fid")
-    trainer = SimpleNamespace(sanity_checking=False, callback_metrics={}, checkpoint_callbacks=[], is_global_zero=True)
-    for value in (50.0, 20.0, float("nan"), 30.0):
-        trainer.callback_metrics = {"val/fid": torch.tensor(value)}
-        tracker.on_validation_end(trainer, None)
-    trainer.callback_metrics = {}  # as after trainer.test
-    assert returned_value(trainer, "val/fid", tracker) == 20.0
-    restored = BestMetric("val/fid")
-    restored.load_state_dict(tracker.state_dict())  # a resumed run keeps the best so far
-    assert restored.best == 20.0
 
 
 def test_seed_null_draws_a_seed_logs_it_and_uses_it(tmp_path):

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from gans.sample import main as sample_main
+from gans.tools.sample import main as sample_main
 from tests.conftest import compose_config
 from tests.test_run import ROOT, assert_ok, one_line_error, resumed_equals_straight, run, wandb_metrics
 

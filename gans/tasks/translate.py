@@ -17,19 +17,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 
+from gans.checkpoint import load_weights, require_checkpoint
 from gans.data.base import to_uint8
 from gans.errors import GansError
 
 log = logging.getLogger(__name__)
-
-
-def load_weights(model: torch.nn.Module, ckpt_path: str | None, weights_only: bool) -> None:
-    if not ckpt_path:
-        raise GansError("task=translate needs a trained model: add ckpt_path=RUN_DIR/checkpoints/last.ckpt")
-    if not Path(ckpt_path).is_file():
-        raise GansError(f"ckpt_path={ckpt_path} does not exist: pass a .ckpt written by run.py")
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=weights_only)
-    model.load_state_dict(state["state_dict"])
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:
@@ -42,7 +34,7 @@ def translate(cfg: DictConfig) -> int:
     model = instantiate(cfg.model)
     if getattr(model, "latent_dim", None):
         raise GansError(f"task=translate needs an image-to-image model (cyclegan, pix2pix), not {type(model).__name__}")
-    load_weights(model, cfg.get("ckpt_path"), cfg.ckpt_weights_only)
+    load_weights(model, require_checkpoint(cfg.get("ckpt_path"), "translate"), cfg.ckpt_weights_only)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     datamodule = instantiate(cfg.data, max_eval_samples=None, on_device=False)

@@ -1,4 +1,4 @@
-"""`task=translate` (gans/translate.py): every test image of each direction, written as a PNG."""
+"""`task=translate` (gans/tasks/translate.py): every test image of each direction, written as a PNG."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 from PIL import Image
 
-from gans.translate import translate
+from gans.tasks.translate import translate
 from tests.conftest import compose_config
 
 

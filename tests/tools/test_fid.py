@@ -13,13 +13,15 @@ import torch
 from PIL import Image
 
 from gans.errors import DataError
-from gans.fid import image_batches, load_images, open_source
+from gans.tools.fid import image_batches, load_images, open_source
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
     # Decoded here rather than with text=True, whose universal newlines would turn the progress
     # bars' carriage returns into line breaks.
-    result = subprocess.run([sys.executable, "-m", "gans.fid", *map(str, args)], capture_output=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "gans.fid", *map(str, args)], capture_output=True, timeout=600, check=False
+    )
     return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
