@@ -315,7 +315,7 @@ class TrainingHealth(L.Callback):
         since = self.episodes["vanishing_gradients"].since
         parts = []
         if D_REAL in signals and D_FAKE in signals:
-            parts.append(f"D(x)={signals[D_REAL]:.3g}, D(G(z))={signals[D_FAKE]:.3g}")
+            parts.append(f"D(x)={signals[D_REAL]:.5g}, D(G(z))={signals[D_FAKE]:.3g}")
         if GRAD_G in signals:
             parts.append(f"generator gradient norm {signals[GRAD_G]:.2g}")
         symptom = "discriminator wins" if wins else "generator gradient vanished"
