@@ -330,7 +330,7 @@ class TrainingHealth(L.Callback):
         if not self._watching(trainer, pl_module) or trainer.sanity_checking or not pl_module.latent_dim:
             return
         distances = pl_module.evaluation_distances("validate", "")
-        if distances is None or distances.num_fake < 2:
+        if distances is None:  # (no per-process count here: every process must join the reduce below)
             return
         fid = distances.fid
         sums = torch.cat([
