@@ -488,6 +488,12 @@ class GenerativeModule(L.LightningModule, ABC):
             streams[stream] = distances
         return streams[stream]
 
+    def evaluation_distances(self, stage: str, stream: str = "") -> FeatureDistances | None:
+        """The FID/KID state of a stream during an evaluation ("validate" or "test"), None before its
+        first batch; read it before the module's epoch end, which resets the generated side (the
+        health monitor reads the feature spread from it)."""
+        return self._distances.get(stage, {}).get(stream)
+
     def reference_stream(self, stream: str) -> str:
         """The stream whose real images `stream` is scored against: its own, unless a model's
         streams share real images (an autoencoder's reconstructions and samples)."""
