@@ -80,7 +80,7 @@ class PairedImageDataModule(FolderPairsDataModule):
         name: str | None = None,
         download: bool = True,
         val_split: str = "val",
-        val_size: int | float | None = None,
+        val_size: float | None = None,
         split_seed: int = 0,
     ) -> None:
         if direction not in DIRECTIONS:

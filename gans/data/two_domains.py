@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 # checkpoint) while training keeps over 95% of its images (about 90% of a small folder).
 DEFAULT_VAL_MIN, DEFAULT_VAL_MAX, DEFAULT_VAL_FRACTION = 2, 50, 0.1
 
+
 # -- training batches: indices, crops and flips drawn from (seed, epoch) --------------------------
 def _cover(size: int, length: int, generator: torch.Generator) -> Tensor:
     """`length` indices into `size` items: fresh permutations end to end (the smaller domain wraps)."""
@@ -297,7 +298,7 @@ class FolderPairsDataModule(ImagePairsDataModule):
         root: str | None = None,
         name: str | None = None,
         download: bool = True,
-        val_size: int | float | None = None,
+        val_size: float | None = None,
         split_seed: int = 0,
         **kwargs,
     ) -> None:

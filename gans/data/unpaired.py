@@ -62,7 +62,7 @@ class UnpairedImageDataModule(FolderPairsDataModule):
         shuffle_seed: int = 0,
         name: str | None = None,
         download: bool = True,
-        val_size: int | float | None = None,
+        val_size: float | None = None,
         split_seed: int = 0,
     ) -> None:
         super().__init__(
