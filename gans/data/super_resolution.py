@@ -405,6 +405,11 @@ class SuperResolutionDataModule(DeviceDataModule):
 
     def _eval_dataloader(self, stage: str) -> DataLoader:
         images = self.eval_hr(stage)
+        _, world = self._rank_world()
+        if len(images) < world:  # whole images, one per batch: a process without one has no loader
+            part = "validation" if stage == "validate" else "test"
+            raise DataError(f"{len(images)} {part} image(s) cannot be shared by {world} processes (each evaluates "
+                            f"whole images): give at least {world}, e.g. data.val_size={world}")  # fmt: skip
         device = images[0].device if images else torch.device("cpu")
         return DataLoader(
             LowHighResolution(images, self.scale), batch_size=None, sampler=self.eval_batches(len(images), device)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-import gans.data.download as download
 import gans.data.super_resolution as sr
+from gans.data import download
 from gans.data.base import to_uint8
 from gans.data.super_resolution import (
     CropBatches,

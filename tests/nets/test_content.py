@@ -11,8 +11,8 @@ import torch
 import torchvision
 from torch import nn
 
-import gans.nets.content as content
 from gans.errors import GansError
+from gans.nets import content
 
 
 @pytest.fixture
