@@ -60,9 +60,10 @@ def first_user_error(err: BaseException) -> BaseException | None:
 def main(cfg: DictConfig) -> float | None:
     from gans.train import train
     from gans.translate import translate
+    from gans.upscale import upscale
 
     route_lightning_logs_through_hydra()
-    tasks = {"train": train, "translate": translate}
+    tasks = {"train": train, "translate": translate, "upscale": upscale}
     if cfg.task not in tasks:
         log.error(f"task={cfg.task} is unknown: use one of {', '.join(tasks)}")
         sys.exit(1)

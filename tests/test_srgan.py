@@ -1,8 +1,8 @@
 """SRResNet and SRGAN through `run.py`: a sweep of debug=smoke runs at x4 and x2 with PSNR/SSIM
-beside bicubic, FID on tiles and the grids; SRGAN from the SRResNet checkpoint on two CPU
-processes with the offline content-loss line and the step schedule; exact resume; and the
-one-line errors of an HR image smaller than the crop, a scale the generator cannot do and a
-missing generator_init file."""
+beside bicubic and the grids, each checkpoint then upscaling a folder (task=upscale); SRGAN from
+the SRResNet checkpoint (FID on HR/SR tiles) on two CPU processes with the offline content-loss
+line and the step schedule; exact resume; and the one-line errors of an HR image smaller than the
+crop, a scale the generator cannot do and a missing generator_init file."""
 
 from __future__ import annotations
 
@@ -40,6 +40,12 @@ def test_smoke_sweep_at_x4_and_x2_scores_sr_beside_bicubic_with_grids(tmp_path):
         assert state["progress"]["iteration"] == 2
         assert len([k for k in state["state_dict"] if k.startswith("generator.upsample.") and k.endswith("0.weight")]) \
             == {4: 2, 2: 1}[scale]  # fmt: skip
+        upscaled = tmp_path / f"upscaled{job}"
+        photos = tmp_path / "photos" / "test"
+        checkpoint = sweep / job / "checkpoints" / "last.ckpt"
+        assert_ok(run("task=upscale", "model=srresnet", *TINY, f"data.scale={scale}", f"input={photos}",
+                      f"ckpt_path={checkpoint}", f"hydra.run.dir={upscaled}"))  # fmt: skip
+        assert Image.open(upscaled / "upscaled" / "01.png").size == (90 * scale, 70 * scale)
         grid = Image.open(next((sweep / job / "sr").glob("iter=*.png")))
         zoom = Image.open(next((sweep / job / "sr_zoom").glob("iter=*.png")))
         assert grid.size == zoom.size == (2 + 4 * (32 + 2), 2 + 1 * (32 + 2))  # LR | bicubic | SR | HR, one image

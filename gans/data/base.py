@@ -189,7 +189,7 @@ class DeviceDataModule(L.LightningDataModule, ABC):
 
     # -- where the tensors live -------------------------------------------------------------
     def tensor_names(self) -> tuple[str, ...]:
-        """Attributes holding tensors (or tuples of tensors, or dicts of either) to move to the device."""
+        """Attributes holding tensors (or tuples or lists of tensors, or dicts of those) to move to the device."""
         return ()
 
     def to_training_device(self) -> None:
@@ -201,8 +201,8 @@ class DeviceDataModule(L.LightningDataModule, ABC):
         def moved(value):
             if isinstance(value, Tensor):
                 return value.to(device)
-            if isinstance(value, tuple):
-                return tuple(moved(v) for v in value)
+            if isinstance(value, (tuple, list)):
+                return type(value)(moved(v) for v in value)
             if isinstance(value, dict):
                 return {k: moved(v) for k, v in value.items()}
             return value

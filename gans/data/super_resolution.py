@@ -90,11 +90,16 @@ def bicubic_upscale(images: Tensor, scale: int) -> Tensor:
     return big.clamp_(-1.0, 1.0)
 
 
-def read_photo(path: Path) -> np.ndarray:
-    """One file, whole, as uint8 RGB (H, W, 3): EXIF orientation applied, any mode converted."""
+def read_photo(path: Path, max_side: int | None = None) -> np.ndarray:
+    """One file as uint8 RGB (H, W, 3): EXIF orientation applied, any mode converted; whole, or
+    with `max_side`, reduced (PIL's antialiased bicubic) so that its longer side is at most that."""
     with Image.open(path) as image:
         image.load()
         image = to_mode(ImageOps.exif_transpose(image), 3)
+        if max_side is not None and max(image.size) > max_side:
+            factor = max_side / max(image.size)
+            size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+            image = image.resize(size, Image.Resampling.BICUBIC)
         return np.array(image, dtype=np.uint8)  # a writable copy for torch.from_numpy
 
 
@@ -205,6 +210,10 @@ class SuperResolutionDataModule(DeviceDataModule):
             photographs would otherwise be less than one batch).
         val_size: images held out of the training images for validation (count or fraction).
         eval_max_side: evaluation images are centre-cropped to at most this side (None: whole).
+        train_max_side: training images (and the validation images held out of them) whose longer
+            side exceeds this are reduced to it once, at load (antialiased bicubic); None: as they
+            are. Large photographs of a shallow depth of field are mostly blur at full resolution;
+            reduced, their crops hold detail, as the test photographs do.
         fid_patch: FID compares non-overlapping `fid_patch` x `fid_patch` tiles of the SR outputs with
             the same tiles of the HR images (None: `crop_size`), so a few images give many samples.
         data_dir: where named sets are downloaded (`<data_dir>/<name>`).
@@ -227,6 +236,7 @@ class SuperResolutionDataModule(DeviceDataModule):
         crops_per_image: int = 1,
         val_size: float = 2,
         eval_max_side: int | None = None,
+        train_max_side: int | None = None,
         fid_patch: int | None = None,
         data_dir: str = "data",
         download: bool = True,
@@ -246,6 +256,7 @@ class SuperResolutionDataModule(DeviceDataModule):
         self.sources = {"train": train, "validate": val, "test": test}
         self.scale, self.crop_size, self.crops_per_image = scale, crop_size, crops_per_image
         self.val_size, self.eval_max_side, self.split_seed = val_size, eval_max_side, split_seed
+        self.train_max_side = train_max_side
         self.fid_patch = fid_patch or crop_size
         self.data_dir, self.download = Path(os.path.expanduser(str(data_dir))), download
         self.train_images: list[Tensor] | None = None
@@ -288,10 +299,10 @@ class SuperResolutionDataModule(DeviceDataModule):
             )
         return files
 
-    def _read(self, files: list[Path]) -> list[Tensor]:
+    def _read(self, files: list[Path], max_side: int | None = None) -> list[Tensor]:
         def one(path: Path) -> Tensor | str:
             try:
-                return torch.from_numpy(read_photo(path)).permute(2, 0, 1).contiguous()
+                return torch.from_numpy(read_photo(path, max_side)).permute(2, 0, 1).contiguous()
             except Exception as err:  # noqa: BLE001 - a corrupt file can fail anywhere in a PIL plugin
                 return f"cannot read image {path} ({type(err).__name__}: {err}): delete or replace it".replace(
                     "\n", " "
@@ -324,7 +335,7 @@ class SuperResolutionDataModule(DeviceDataModule):
             if shared:
                 raise DataError(f"{min(shared)} is both a training and an evaluation image: give data.train, "
                                 "data.val and data.test disjoint folders")  # fmt: skip
-            train = self._read(train_files)
+            train = self._read(train_files, self.train_max_side)
             small = [(f, im.shape[-2:]) for f, im in zip(train_files, train) if min(im.shape[-2:]) < self.crop_size]
             if small:
                 path, (h, w) = small[0]
@@ -332,8 +343,10 @@ class SuperResolutionDataModule(DeviceDataModule):
                 raise DataError(f"HR image {path} is {w}x{h}, smaller than data.crop_size={self.crop_size}{more}: "
                                 "remove it or lower data.crop_size")  # fmt: skip
             self.train_images = train
+            held_out = self.sources["validate"] is None  # validation from the training pool: reduced alike
             for part, files in (("validate", val_files), ("test", test_files)):
-                images = [centre_crop(im, self.scale, self.eval_max_side) for im in self._read(files)]
+                reduce = self.train_max_side if part == "validate" and held_out else None
+                images = [centre_crop(im, self.scale, self.eval_max_side) for im in self._read(files, reduce)]
                 tiny = next((f for f, im in zip(files, images) if min(im.shape[-2:]) < self.scale), None)
                 if tiny is not None:
                     raise DataError(f"evaluation image {tiny} is smaller than data.scale={self.scale}: remove it")
@@ -350,12 +363,6 @@ class SuperResolutionDataModule(DeviceDataModule):
 
     def tensor_names(self) -> tuple[str, ...]:
         return ("train_images", "eval_sets")
-
-    def to_training_device(self) -> None:
-        if self.on_device and self.trainer is not None:
-            device = self.trainer.strategy.root_device
-            self.train_images = [im.to(device) for im in self.train_images]
-            self.eval_sets = {k: [im.to(device) for im in v] for k, v in self.eval_sets.items()}
 
     # -- evaluation ---------------------------------------------------------------------------
     def eval_hr(self, stage: str) -> list[Tensor]:

@@ -10,6 +10,7 @@ channel, `border` pixels cropped, 8-bit outputs), FID between SR and HR tiles, a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from gans.data.super_resolution import bicubic_upscale, tiles
 from gans.metrics.super_resolution import ImageQuality
 from gans.models.base import GenerativeModule, Update
 
+log = logging.getLogger(__name__)
 PREFIXES = ("val", "test")
 GRID_SIDE = 128  # HR side of the grid's view of each validation image (its centre)
 
@@ -87,6 +89,10 @@ class SuperResolution:
             metric.reset()
         if values:
             self.log_dict(values)  # already summed over processes by the metric
+            if self.global_rank == 0:
+                scores = ", ".join(f"{k} = {float(v):.4f}" for k, v in values.items())
+                log.info(f"{scores} ({self.channel.upper()} channel, border {self.border}, 8-bit outputs) at "
+                         f"iteration {self.iteration}")  # fmt: skip
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()

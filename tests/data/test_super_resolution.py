@@ -111,6 +111,11 @@ def test_evaluation_is_whole_images_cropped_to_the_scale_one_per_batch(tmp_path)
     # validation: held out of the training folder, never a training image
     assert len(dm.eval_sets["validate"]) == 1 and len(dm.train_images) == 4
     assert not set(dm.files["validate"]) & set(dm.files["train"])
+    # train_max_side: training (and held-out validation) images reduced once; the test left whole
+    reduced = module(tmp_path, train_max_side=40)
+    assert max(max(im.shape[-2:]) for im in reduced.train_images) == 40
+    assert [tuple(im.shape) for im in reduced.train_images][:2] == [(3, 40, 36), (3, 26, 40)]  # 33x50 -> 26x40
+    assert [tuple(im.shape) for im in reduced.eval_sets["test"]] == [(3, 36, 44), (3, 68, 88)]
 
 
 def test_tiles_are_the_non_overlapping_windows_row_by_row():
