@@ -22,8 +22,6 @@ Fashion sets) or not (unpaired folders).
 
 Validation never equals test (the best checkpoint is chosen on `val/fid` and scored on
 `test/fid`): where a layout has no validation split, it is held out of the training images.
-Validation never equals test (the best checkpoint is chosen on `val/fid` and scored on
-`test/fid`): where a layout has no validation split, it is held out of the training images.
 
 The families built on this base, one module each:
   - `gans.data.unpaired.UnpairedImageDataModule`: the CycleGAN layout `ROOT/{trainA,trainB,testA,testB}`.
