@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 # The tested torch pair; both lie on this workplace's local package mirror.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST_DEB_DIR := /usr/share/datasets/fashion-mnist
+MATE_NATURE_DIR := /usr/share/backgrounds/mate/nature
 
-.PHONY: install run test clean
+.PHONY: install run test clean fashion-mnist mate-backgrounds
 
-install: $(VENV)/.installed fashion-mnist
+install: $(VENV)/.installed fashion-mnist mate-backgrounds
 
 $(VENV)/.installed: pyproject.toml
 	@echo "[make install] creating $(VENV) and installing gans (editable, with the dev extra)"
@@ -27,6 +28,17 @@ fashion-mnist:
 		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null)) || \
 		echo "[make install] could not install dataset-fashion-mnist; torchvision will download Fashion-MNIST when online"; \
 	else echo "[make install] $(FASHION_MNIST_DEB_DIR) missing; torchvision will download Fashion-MNIST when online"; fi
+
+# Offline photographs for super-resolution (SRResNet, SRGAN): the 12 nature photographs of Debian's
+# mate-backgrounds (1280x1024 to 2560x1920, GPL-2+) train, scikit-image's bundled photographs test.
+mate-backgrounds:
+	@if [ -d "$(MATE_NATURE_DIR)" ] || [ -n "$$GANS_SKIP_APT" ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "[make install] installing Debian package mate-backgrounds (offline photographs for super-resolution)"; \
+		(apt-get install -y -q mate-backgrounds >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q mate-backgrounds >/dev/null)) || \
+		echo "[make install] could not install mate-backgrounds; super-resolution trains on scikit-image's photographs"; \
+	else echo "[make install] $(MATE_NATURE_DIR) missing; super-resolution trains on scikit-image's photographs"; fi
 
 run: install
 	$(PY) run.py $(ARGS)

@@ -63,9 +63,10 @@ def main(cfg: DictConfig) -> float | None:
     from gans.tasks.generate import generate
     from gans.tasks.train import train
     from gans.tasks.translate import translate
+    from gans.tasks.upscale import upscale
 
     route_lightning_logs_through_hydra()
-    tasks = {"train": train, "translate": translate, "evaluate": evaluate, "generate": generate}
+    tasks = {"train": train, "translate": translate, "evaluate": evaluate, "generate": generate, "upscale": upscale}
     if cfg.task not in tasks:
         log.error(f"task={cfg.task} is unknown: use one of {', '.join(tasks)}")
         sys.exit(1)

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from gans import losses
 from gans.data.base import InMemoryImageDataModule, to_float
-from gans.data.image_pairs import ImagePairsDataModule
+from gans.data.two_domains import ImagePairsDataModule
 from gans.models.cyclegan import CycleGAN, lsgan_generator_loss
 from gans.models.dcgan import DCGAN
 from gans.models.image_pool import ImagePool

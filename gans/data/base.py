@@ -147,7 +147,135 @@ class IndexBatches(Sampler[Tensor]):
         return math.ceil(len(range(self.rank, self.size, self.world_size)) / self.batch_size)
 
 
-class InMemoryImageDataModule(L.LightningDataModule, ABC):
+class DeviceDataModule(L.LightningDataModule, ABC):
+    """The loader plumbing every data module here shares (in-memory, paired, unpaired, LR/HR):
+    uint8 tensors held once (on the training device with `on_device`), batches drawn as index
+    tensors (`DataLoader(batch_size=None)` over a sampler of this module), training shuffled per
+    (seed, epoch) and sharded over processes, evaluation sharded without padding, and the
+    fingerprint that keys cached FID statistics to the evaluation images.
+
+    A family states its tensors (`tensor_names`), its evaluation tensors per stage
+    (`eval_tensors`), and its loaders (`train_dataloader`, `_eval_dataloader`).
+
+    Args:
+        batch_size: items per training step on each process.
+        eval_batch_size: items per evaluation step.
+        max_eval_samples: cap on the evaluation items of a stage.
+        on_device: keep the tensors on the training device (GPU) rather than in host memory.
+        shuffle_seed: seed of the per-epoch training order (Hydra passes the run's `seed`).
+    """
+
+    name = "images"
+    num_classes = 0  # 0: unlabelled
+
+    def __init__(
+        self,
+        batch_size: int,
+        eval_batch_size: int,
+        max_eval_samples: int | None,
+        on_device: bool,
+        shuffle_seed: int,
+    ) -> None:
+        super().__init__()
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.max_eval_samples = sample_cap(max_eval_samples, "data.max_eval_samples")
+        self.on_device, self.shuffle_seed = on_device, shuffle_seed
+        self._fingerprints: dict[tuple, str] = {}  # (stage, counts) -> eval_fingerprint
+
+    def find_classes(self) -> int:
+        """The number of classes (0 for unlabelled data), known before the images load: the model's
+        config reads it as `data.num_classes`. A data set that must look at its files overrides this."""
+        return self.num_classes
+
+    # -- where the tensors live -------------------------------------------------------------
+    def tensor_names(self) -> tuple[str, ...]:
+        """Attributes holding tensors (or tuples or lists of tensors, or dicts of those) to move to the device."""
+        return ()
+
+    def to_training_device(self) -> None:
+        """Move every tensor of `tensor_names` to the trainer's device (with `on_device`)."""
+        if not (self.on_device and self.trainer is not None):
+            return
+        device = self.trainer.strategy.root_device
+
+        def moved(value):
+            if isinstance(value, Tensor):
+                return value.to(device)
+            if isinstance(value, (tuple, list)):
+                return type(value)(moved(v) for v in value)
+            if isinstance(value, dict):
+                return {k: moved(v) for k, v in value.items()}
+            return value
+
+        for name in self.tensor_names():
+            setattr(self, name, moved(getattr(self, name)))
+
+    def forget_fingerprints(self) -> None:
+        """New data, new fingerprints."""
+        self._fingerprints.clear()
+
+    # -- evaluation -------------------------------------------------------------------------
+    @abstractmethod
+    def eval_tensors(self, stage: str) -> tuple[Tensor, ...]:
+        """The uint8 image tensors an evaluation stage ("validate" or "test") compares against."""
+
+    def eval_fingerprint(self, stage: str) -> str:
+        """Identifies the evaluation images, so cached Inception statistics match the data:
+        `<name>-<stage>-<counts joined by +>-<C>x<H>x<W>-<sha1 of the images>`.
+
+        Hashing copies the images to the host, so it is done once per stage and count and kept
+        until the data are loaded again (the model asks on every evaluation batch and stream)."""
+        tensors = self.eval_tensors(stage)
+        key = (stage, *(len(t) for t in tensors))
+        if key not in self._fingerprints:
+            digest = hashlib.sha1()
+            for images in tensors:
+                digest.update(images.cpu().contiguous().numpy().tobytes())
+            counts = "+".join(str(len(t)) for t in tensors)
+            shape = "x".join(map(str, tensors[0].shape[1:]))
+            self._fingerprints[key] = f"{self.name}-{stage}-{counts}-{shape}-{digest.hexdigest()[:16]}"
+        return self._fingerprints[key]
+
+    # -- loaders ----------------------------------------------------------------------------
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    @abstractmethod
+    def train_count(self) -> int:
+        """Training items per epoch (over all processes, before sharding)."""
+
+    def check_one_batch(self, what: str = "training images") -> None:
+        """One DataError line when the training items cannot fill one batch on every process."""
+        _, world = self._rank_world()
+        n = self.train_count()
+        if n < self.batch_size * world:
+            raise DataError(
+                f"{n} {what} cannot fill one batch of data.batch_size={self.batch_size} on {world} process(es): "
+                "add images or lower data.batch_size"
+            )
+
+    def eval_batches(self, size: int, device: torch.device) -> IndexBatches:
+        """Evaluation items 0..size-1 in order, each on exactly one process (no padding)."""
+        rank, world = self._rank_world()
+        return IndexBatches(size, self.eval_batch_size, rank, world, shuffle=False, device=device)
+
+    @abstractmethod
+    def _eval_dataloader(self, stage: str) -> DataLoader:
+        """The loader of an evaluation stage ("validate" or "test")."""
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_dataloader("validate")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_dataloader("test")
+
+    def steps_per_epoch(self) -> int:
+        _, world = self._rank_world()
+        return self.train_count() // (self.batch_size * world)
+
+
+class InMemoryImageDataModule(DeviceDataModule):
     """Base for image data sets: subclasses `load` the images; `setup` splits and stores them as
     `train_images/labels`, `val_*` and `test_*`.
 
@@ -177,14 +305,7 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         channels: 1 (grayscale) or 3 (RGB); images are converted once, at load.
     """
 
-    name = "images"
-    num_classes = 0  # 0: unlabelled
     class_names: tuple[str, ...] = ()
-
-    def find_classes(self) -> int:
-        """The number of classes (0 for unlabelled data), known before the images load: the model's
-        config reads it as `data.num_classes`. A data set that must look at its files overrides this."""
-        return self.num_classes
 
     def __init__(
         self,
@@ -201,18 +322,15 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         channels: int | None = None,
         fit: str = "resize",
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, eval_batch_size, max_eval_samples, on_device, shuffle_seed)
         if fit not in FITS:
             raise DataError(f"data.fit={fit!r} is not one of {', '.join(FITS)}")
         self.image_size, self.channels, self.fit = image_size, channels, fit
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.test_size = val_size, test_size
-        self.max_eval_samples = sample_cap(max_eval_samples, "data.max_eval_samples")
         self.max_val_samples = sample_cap(max_val_samples, "data.max_val_samples")
-        self.on_device, self.split_seed, self.shuffle_seed = on_device, split_seed, shuffle_seed
+        self.split_seed = split_seed
         self.train_images = self.val_images = self.test_images = None
         self.train_labels = self.val_labels = self.test_labels = None
-        self._fingerprints: dict[tuple[str, int], str] = {}  # (stage, count) -> eval_fingerprint
 
     @abstractmethod
     def load(self) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
@@ -236,16 +354,16 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
             else:
                 test_images = self.conform(test_images)
             self.test_images, self.test_labels = test_images, test_labels
-            self._fingerprints.clear()  # new data, new fingerprints
+            self.forget_fingerprints()
             source = "its own test split" if test_idx is None else "held out too"
             log.info(
                 "%s: %d training, %d validation (held out) and %d test images (%s)", self.name,
                 len(self.train_images), len(self.val_images), len(self.test_images), source,
             )  # fmt: skip
-        if self.on_device and self.trainer is not None:
-            device = self.trainer.strategy.root_device
-            for name in ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels"):
-                setattr(self, name, getattr(self, name).to(device))
+        self.to_training_device()
+
+    def tensor_names(self) -> tuple[str, ...]:
+        return ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels")
 
     def conform(self, images: Tensor) -> Tensor:
         """Convert channels and bring the side to the configured shape (`fit`), once."""
@@ -305,31 +423,17 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         """How many items an evaluation stage scores (the FID sample count)."""
         return len(self.eval_images(stage))
 
-    def eval_fingerprint(self, stage: str) -> str:
-        """Identifies the evaluation images, so cached Inception statistics match the data.
-
-        Hashing copies the images to the host, so it is done once per stage and count and kept
-        until the data are loaded again (the model asks on every evaluation batch)."""
-        images = self.eval_images(stage)
-        key = (stage, len(images))
-        if key not in self._fingerprints:
-            digest = hashlib.sha1(images.cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
-            shape = "x".join(map(str, images.shape[1:]))
-            self._fingerprints[key] = f"{self.name}-{stage}-{len(images)}-{shape}-{digest}"
-        return self._fingerprints[key]
+    def eval_tensors(self, stage: str) -> tuple[Tensor, ...]:
+        return (self.eval_images(stage),)
 
     # -- loaders ------------------------------------------------------------------------------
-    def _rank_world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+    def train_count(self) -> int:
+        return len(self.train_images)
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_world()
         dataset = TensorImages(self.train_images, self.train_labels)
-        if len(dataset) < self.batch_size * world:
-            raise ValueError(
-                f"{len(dataset)} training images cannot fill one batch of {self.batch_size} on {world} process(es)"
-            )
+        self.check_one_batch()
         # The order depends only on (seed, epoch), which Lightning sets each epoch, so a run resumed
         # from a checkpoint replays the same batches.
         device = self.train_images.device
@@ -337,18 +441,7 @@ class InMemoryImageDataModule(L.LightningDataModule, ABC):
         return DataLoader(dataset, batch_size=None, sampler=batches)
 
     def _eval_dataloader(self, stage: str) -> DataLoader:
-        rank, world = self._rank_world()
         images = self.eval_images(stage)
         labels = (self.val_labels if stage == "validate" else self.test_labels)[: len(images)]
-        batches = IndexBatches(len(images), self.eval_batch_size, rank, world, shuffle=False, device=images.device)
+        batches = self.eval_batches(len(images), images.device)
         return DataLoader(TensorImages(images, labels), batch_size=None, sampler=batches)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_dataloader("validate")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_dataloader("test")
-
-    def steps_per_epoch(self) -> int:
-        _, world = self._rank_world()
-        return len(self.train_images) // (self.batch_size * world)

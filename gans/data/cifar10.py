@@ -33,7 +33,7 @@ from torch import Tensor
 
 from gans.data.base import InMemoryImageDataModule
 from gans.data.fashion_mnist import host_reachable
-from gans.data.image_pairs import download_and_extract
+from gans.data.download import download_and_extract
 from gans.errors import DataError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from gans.data.base import InMemoryImageDataModule
+from gans.data.download import host_reachable
 from gans.errors import DataError
 
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32, 0x0E: np.float64}
@@ -53,15 +54,6 @@ def find_idx_file(stem: str, dirs: list[Path]) -> Path | None:
             if (directory / name).is_file():
                 return directory / name
     return None
-
-
-def host_reachable(url: str, timeout: float = 3.0) -> bool:
-    host = urlparse(url).hostname
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 class FashionMNISTDataModule(InMemoryImageDataModule):

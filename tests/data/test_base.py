@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-import gans.data.base as base
+from gans.data import base
 from gans.data.base import IndexBatches, InMemoryImageDataModule, TensorImages, held_out_count, to_float, to_uint8
 from gans.errors import DataError
 
@@ -215,7 +215,7 @@ def test_train_order_sharded_over_ranks():
 
 def test_train_loader_needs_one_batch():
     dm = ready(n=13, val_size=10, n_test=3, batch_size=4)
-    with pytest.raises(ValueError, match="cannot fill one batch"):
+    with pytest.raises(DataError, match="3 training images cannot fill one batch of data.batch_size=4"):
         dm.train_dataloader()
 
 

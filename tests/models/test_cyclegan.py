@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from gans.data.base import to_float
-from gans.data.image_pairs import UnpairedImageDataModule
+from gans.data.unpaired import UnpairedImageDataModule
 from gans.metrics.fid import FeatureDistances
 from gans.models.cyclegan import CycleGAN
 from gans.models.image_pool import ImagePool
