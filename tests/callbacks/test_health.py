@@ -229,7 +229,7 @@ def test_the_monitor_is_silent_for_a_model_without_a_discriminator(tmp_path, ran
 # -- the default configuration -------------------------------------------------------------------
 def test_a_healthy_default_smoke_run_raises_no_warning(tmp_path, caplog):
     """`python run.py debug=smoke` in process: the real DCGAN on Fashion-MNIST with its evaluation."""
-    from gans.train import train
+    from gans.tasks.train import train
 
     register_resolvers()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
