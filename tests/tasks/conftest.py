@@ -26,14 +26,19 @@ def smoke_dcgan(smoke_run) -> Path:
     return run_dir
 
 
-def paired_folder(root: Path, counts: dict[str, int]) -> Path:
-    """A pix2pix folder (the authors' layout): each split's files are [A | B], 32x32 halves."""
+def random_splits(root: Path, counts: dict[str, int], shape: tuple[int, int, int]) -> Path:
+    """root/<split>/<i>.png: counts[split] seeded random RGB images of `shape` (height, width, 3)."""
     rng = np.random.default_rng(0)
     for split, n in counts.items():
         (root / split).mkdir(parents=True)
         for i in range(n):
-            Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(root / split / f"{i}.png")
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(root / split / f"{i}.png")
     return root
+
+
+def paired_folder(root: Path, counts: dict[str, int]) -> Path:
+    """A pix2pix folder (the authors' layout): each split's files are [A | B], 32x32 halves."""
+    return random_splits(root, counts, (32, 64, 3))
 
 
 def untrained_run(run_dir: Path, *overrides: str, num_classes: int = 0) -> Path:

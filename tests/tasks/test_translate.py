@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from hydra.utils import instantiate
@@ -12,22 +10,14 @@ from PIL import Image
 
 from gans.tasks.translate import translate
 from tests.conftest import compose_config
-
-
-def unequal_folder(root: Path, sizes: dict[str, int]) -> Path:
-    rng = np.random.default_rng(0)
-    for split, n in sizes.items():
-        (root / split).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(root / split / f"{i}.png")
-    return root
+from tests.tasks.conftest import random_splits
 
 
 def test_translate_writes_every_test_image_of_both_unequal_directions(tmp_path):
     # Defect 6 (issue 6): the test sets were cut to min(|testA|, |testB|), so task=translate wrote
     # 120 of horse2zebra's translations each way and skipped 20 zebras. Here testA has 3 images
     # and testB 5: all 3 A2B and all 5 B2A are written, named by the input's place in its folder.
-    data = unequal_folder(tmp_path / "data", {"trainA": 4, "trainB": 4, "testA": 3, "testB": 5})
+    data = random_splits(tmp_path / "data", {"trainA": 4, "trainB": 4, "testA": 3, "testB": 5}, (12, 12, 3))
     cfg = compose_config(
         "task=translate", "model=cyclegan", "data=unpaired_folder", f"data.root={data}", "data.image_size=32",
         "data.load_size=36", "data.eval_batch_size=2", "model.generator.modules.A2B.width=4",
