@@ -1,4 +1,4 @@
-"""SRResNet and SRGAN as modules: the paper's losses, the generator started from an SRResNet
+"""SRGAN as a module: the perceptual loss, the generator started from an SRResNet
 checkpoint, and the frozen content network kept out of checkpoints, optimizers and DDP."""
 
 from __future__ import annotations
@@ -14,31 +14,14 @@ from gans.models.srgan import SRGAN
 from gans.models.srresnet import SRResNet
 from gans.nets.srgan import SRDiscriminator
 from gans.nets.srgan import SRResNet as Generator
+from tests.models.test_srresnet import batch, srresnet
 
 ADAM = functools.partial(torch.optim.Adam, lr=1e-4, betas=(0.9, 0.999))
-
-
-def srresnet(**kwargs) -> SRResNet:
-    return SRResNet(Generator(4, blocks=1, width=8), ADAM, eval_fid=False, **kwargs)
 
 
 def srgan(side: int = 16, **kwargs) -> SRGAN:
     kwargs.setdefault("content_loss", "mse")
     return SRGAN(Generator(4, blocks=1, width=8), SRDiscriminator(side, width=4), ADAM, ADAM, eval_fid=False, **kwargs)
-
-
-def batch(seed: int = 0, side: int = 16) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    hr, lr = torch.rand(2, 3, side, side, generator=g), torch.rand(2, 3, side // 4, side // 4, generator=g)
-    return {"hr": hr * 2 - 1, "lr": lr * 2 - 1}
-
-
-def test_srresnet_descends_the_pixel_mse():
-    model = srresnet()
-    b = batch()
-    loss, _ = model.mse_loss(b)
-    assert loss.item() == pytest.approx(F.mse_loss(model.generator(b["lr"]), b["hr"]).item())
-    assert [u.network for u in model.updates()] == ["generator"] and model.border == 4 and model.channel == "y"
 
 
 def test_srgan_generator_loss_is_content_plus_1e_3_adversarial():
