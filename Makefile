@@ -43,6 +43,8 @@ mate-backgrounds:
 run: install
 	$(PY) run.py $(ARGS)
 
+# One test worker per core (pytest-xdist): most tests are CLI runs that wait on imports and one core.
+PYTEST_ARGS ?= -n auto --maxprocesses 4
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -16,6 +16,11 @@ from gans.data.base import InMemoryImageDataModule
 os.environ.setdefault("GANS_CACHE", tempfile.mkdtemp(prefix="gans-test-cache-"))
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # `make test` runs one worker per core: a worker (and the CLI runs it starts) then uses one
+    # thread, or the workers' thread pools would fight over the same cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 
 
 class RandomImages(InMemoryImageDataModule):
