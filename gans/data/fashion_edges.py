@@ -33,6 +33,17 @@ def edge_map(images: Tensor, threshold: int = 192) -> Tensor:
     return torch.where(edges, 0, 255).to(torch.uint8)
 
 
+# Grey 32x32 images (36 stored when jittered) in batches of 64, unless the config says otherwise.
+IMAGE_DEFAULTS = {
+    "image_size": 32,
+    "load_size": 36,
+    "channels": 1,
+    "jitter": False,
+    "batch_size": 64,
+    "eval_batch_size": 250,
+}
+
+
 class FashionEdgesDataModule(ImagePairsDataModule):
     """Fashion-MNIST as an image-to-image task, offline: A = the item's edge map, B = the item.
 
@@ -61,25 +72,13 @@ class FashionEdgesDataModule(ImagePairsDataModule):
         root: str = "data",
         system_dir: str | None = "/usr/share/datasets/fashion-mnist",
         download: bool = True,
-        image_size: int = 32,
-        load_size: int | None = 36,
-        channels: int = 1,
-        jitter: bool = False,
-        batch_size: int = 64,
-        eval_batch_size: int = 250,
-        max_eval_samples: int | None = None,
-        on_device: bool = True,
-        shuffle_seed: int = 0,
         train_size: int | None = None,
         val_size: int = 1000,
         split_seed: int = 0,
         edge_threshold: int = 192,
+        **kwargs,
     ) -> None:
-        super().__init__(
-            image_size=image_size, load_size=load_size, channels=channels, jitter=jitter, batch_size=batch_size,
-            eval_batch_size=eval_batch_size, max_eval_samples=max_eval_samples, on_device=on_device,
-            shuffle_seed=shuffle_seed,
-        )  # fmt: skip
+        super().__init__(**{**IMAGE_DEFAULTS, **kwargs})
         self.source = fashion_mnist.FashionMNISTDataModule(
             root=root, system_dir=system_dir, download=download, val_size=val_size, split_seed=split_seed,
             on_device=False, image_size=None, channels=1,

@@ -48,30 +48,6 @@ class UnpairedImageDataModule(FolderPairsDataModule):
     known_names = CYCLEGAN_SETS
     splits = ("trainA", "trainB", "testA", "testB")
 
-    def __init__(
-        self,
-        root: str | None = None,
-        image_size: int = 256,
-        load_size: int = 286,
-        channels: int = 3,
-        jitter: bool = True,
-        batch_size: int = 1,
-        eval_batch_size: int = 16,
-        max_eval_samples: int | None = None,
-        on_device: bool = True,
-        shuffle_seed: int = 0,
-        name: str | None = None,
-        download: bool = True,
-        val_size: float | None = None,
-        split_seed: int = 0,
-    ) -> None:
-        super().__init__(
-            root=root, name=name, download=download, image_size=image_size, load_size=load_size, channels=channels,
-            jitter=jitter, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            max_eval_samples=max_eval_samples, on_device=on_device, shuffle_seed=shuffle_seed, val_size=val_size,
-            split_seed=split_seed,
-        )  # fmt: skip
-
     def layout(self) -> str:
         return ", ".join(str(self.root / split) for split in self.splits)
 
