@@ -112,7 +112,10 @@ def test_optuna_sweep_minimises_the_returned_metric_over_the_gan_knobs(tmp_path)
     assert set(results.best_params) == OPTUNA_SPACE
     values, draws = [], []
     for job in ("0", "1"):
-        (value,) = [float(v) for v in re.findall(r"returned train/d_loss = (\S+) \(best\)", (sweep / job / "run.log").read_text())]
+        (value,) = [
+            float(v)
+            for v in re.findall(r"returned train/d_loss = (\S+) \(best\)", (sweep / job / "run.log").read_text())
+        ]
         values.append(value)
         cfg = OmegaConf.load(sweep / job / ".hydra" / "config.yaml")
         draws.append({key: OmegaConf.select(cfg, key) for key in OPTUNA_SPACE})
@@ -134,7 +137,9 @@ def test_optuna_experiment_composes_its_search_space_and_names_the_sweep_after_t
 
 def test_slurm_launcher_config_composes_with_the_ddp_trainer():
     """The README's SLURM route: `hydra/launcher=submitit_slurm` with multi-GPU jobs."""
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[dev]' (hydra-submitit-launcher)")
+    pytest.importorskip(
+        "hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[dev]' (hydra-submitit-launcher)"
+    )
     cfg = compose_with_hydra(
         ["hydra/launcher=submitit_slurm", "trainer=ddp", "hydra.launcher.gpus_per_node=4",
          "hydra.launcher.tasks_per_node=4", "hydra.launcher.timeout_min=600", "trainer.devices=4"]
