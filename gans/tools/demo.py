@@ -33,6 +33,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_class
 from omegaconf import DictConfig
 from PIL import Image
@@ -281,7 +282,11 @@ def load(options: dict[str, str | None]):
     checkpoint = require_checkpoint(options["ckpt_path"], "demo")
     device = options["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
     weights_only = options["unsafe_load"].lower() not in ("true", "1", "yes")
-    model = load_model(checkpoint, device, weights_only=weights_only)
+    try:
+        model = load_model(checkpoint, device, weights_only=weights_only)
+    except InstantiationException as err:  # a run of older code whose config no longer builds
+        cause = err.__cause__ or err
+        raise GansError(f"{checkpoint}: its run's model config does not build with this code: {cause}") from None
     cfg = run_config(checkpoint)
     return model, demo_of(model, cfg), f"{type(model).__name__}: {Path(checkpoint).parent.parent.name}"
 

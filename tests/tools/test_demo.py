@@ -109,5 +109,15 @@ def test_bad_arguments_and_models_without_a_demo_are_one_line_errors(tmp_path, c
     assert "unknown argument 'ckpt=x': pass ckpt_path=..." in capsys.readouterr().err
     assert demo_tool.main([f"ckpt_path={tmp_path / 'missing.ckpt'}"]) == 1
     assert "does not exist" in capsys.readouterr().err
+    checkpoint = tiny_run(tmp_path / "old", "toy_mmd")
+    config = checkpoint.parent.parent / ".hydra" / "config.yaml"
+    cfg = OmegaConf.load(config)
+    cfg.model.label_smoothing = 0.1  # a run of older code, with an argument the model has lost
+    OmegaConf.save(cfg, config)
+    assert demo_tool.main([f"ckpt_path={checkpoint}"]) == 1
+    assert capsys.readouterr().err.endswith(
+        "does not build with this code: GenerativeModule.__init__() got an unexpected keyword argument "
+        "'label_smoothing'\n"
+    )
     with pytest.raises(GansError, match="has no app for Identity"):
         demo_tool.demo_of(torch.nn.Identity(), OmegaConf.create({"data": {}}))
