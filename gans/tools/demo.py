@@ -277,6 +277,12 @@ def parse_args(argv: list[str]) -> dict[str, str | None]:
     return options
 
 
+def run_name(checkpoint: Path) -> str:
+    """The run dir and its parent (`dcgan-fashion_mnist/2025-01-31_12-00-00`, `<sweep>/3`)."""
+    run_dir = Path(checkpoint).resolve().parent.parent
+    return f"{run_dir.parent.name}/{run_dir.name}"
+
+
 def load(options: dict[str, str | None]):
     """(model, demo, title) of the checkpoint named by the options."""
     checkpoint = require_checkpoint(options["ckpt_path"], "demo")
@@ -288,7 +294,7 @@ def load(options: dict[str, str | None]):
         cause = err.__cause__ or err
         raise GansError(f"{checkpoint}: its run's model config does not build with this code: {cause}") from None
     cfg = run_config(checkpoint)
-    return model, demo_of(model, cfg), f"{type(model).__name__}: {Path(checkpoint).parent.parent.name}"
+    return model, demo_of(model, cfg), f"{type(model).__name__}: {run_name(checkpoint)}"
 
 
 def serve(argv: list[str], block: bool = True):

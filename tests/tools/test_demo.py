@@ -59,7 +59,8 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 def test_latent_walk_moves_along_the_line_between_two_seeds_and_nudges_coordinates(tmp_path):
     demo, title = load(tmp_path, "toy_mmd")
-    assert isinstance(demo, demo_tool.LatentWalk) and demo.class_names == [] and title.startswith("MomentMatchingModel")
+    assert isinstance(demo, demo_tool.LatentWalk) and demo.class_names == []
+    assert title == f"MomentMatchingModel: {tmp_path.name}/toy_mmd"  # the model and its run dir
     start, path = demo.render(0, 1, 0.0, None, 0.0, 0.0, 0.0)
     end, _ = demo.render(0, 1, 1.0, None, 0.0, 0.0, 0.0)
     assert start.size == (256, 256) and path.size == (8 * 128, 128)  # 16x16 shown enlarged, sharp
