@@ -119,7 +119,12 @@ def test_optuna_sweep_minimises_the_returned_metric_over_the_gan_knobs(tmp_path)
         values.append(value)
         cfg = OmegaConf.load(sweep / job / ".hydra" / "config.yaml")
         draws.append({key: OmegaConf.select(cfg, key) for key in OPTUNA_SPACE})
-        assert run_info(wandb_run_file(sweep / job))["group"] == "optuna-smoke"
+        info = run_info(wandb_run_file(sweep / job))
+        assert info["group"] == "optuna-smoke"
+        # The run's name says the trial's draw and nothing of the command line every trial shares
+        # (which Optuna's sweeper passes on as `model.eval_fid=False`).
+        drawn = info["name"].removeprefix("dcgan-fashion_mnist:").split(",")
+        assert {override.split("=")[0] for override in drawn} == OPTUNA_SPACE
     assert draws[0] != draws[1]
     assert results.best_value == pytest.approx(min(values), rel=1e-5)
     assert dict(results.best_params) == pytest.approx(draws[values.index(min(values))])

@@ -45,6 +45,7 @@ from gans.errors import GansError
 # Small images (28x28 Fashion-MNIST) are shown at least this large, pixels kept sharp.
 DISPLAY_SIDE = 256
 STRIP_STEPS = 8
+SKETCH_SIDE = 256
 NUDGED_COORDINATES = 3
 # CPU-sized super-resolution inputs: a larger upload is shrunk to this longest side first.
 MAX_UPSCALE_INPUT = 256
@@ -211,10 +212,12 @@ def build_app(demo, title: str):
         elif isinstance(demo, SketchTranslation):
             gr.Markdown("Pick the brush (left of the pad) and draw an outline; it is translated as you draw.")
             with gr.Row():
-                pad = gr.Sketchpad(
-                    label="draw (black on white)", type="pil", image_mode="RGBA", canvas_size=(256, 256),
-                    brush=gr.Brush(colors=["#000000"], default_size=3, color_mode="fixed"), elem_id="sketch",
-                )  # fmt: skip
+                # A stroke as wide as one pixel of the model's input: the edge maps' lines are 1 px.
+                brush = gr.Brush(colors=["#000000"], default_size=max(2, SKETCH_SIDE // demo.image_size),
+                                 color_mode="fixed")  # fmt: skip
+                pad = gr.Sketchpad(label="draw (black on white), or upload an edge map", type="pil", image_mode="RGBA",
+                                   brush=brush, sources=["upload", "clipboard"],
+                                   canvas_size=(SKETCH_SIDE, SKETCH_SIDE), elem_id="sketch")  # fmt: skip
                 output = shown(gr, "Pix2pix")
             # A stroke sends a change per pointer move; only the latest drawing is worth translating.
             pad.change(demo.render, pad, output, show_progress="hidden", trigger_mode="always_last")
