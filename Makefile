@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST_DEB_DIR := /usr/share/datasets/fashion-mnist
 MATE_NATURE_DIR := /usr/share/backgrounds/mate/nature
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test clean fashion-mnist mate-backgrounds
+.PHONY: install run test clean fashion-mnist mate-backgrounds chromium
 
-install: $(VENV)/.installed fashion-mnist mate-backgrounds
+install: $(VENV)/.installed fashion-mnist mate-backgrounds chromium
 
 $(VENV)/.installed: pyproject.toml
 	@echo "[make install] creating $(VENV) and installing gans (editable, with the dev extra)"
@@ -39,6 +40,17 @@ mate-backgrounds:
 		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q mate-backgrounds >/dev/null)) || \
 		echo "[make install] could not install mate-backgrounds; super-resolution trains on scikit-image's photographs"; \
 	else echo "[make install] $(MATE_NATURE_DIR) missing; super-resolution trains on scikit-image's photographs"; fi
+
+# The browser the demo's test drives (tests/tools/test_demo_browser.py, through Playwright): Debian's
+# chromium, since the browsers Playwright downloads itself need the internet. Without it that test skips.
+chromium:
+	@if [ -x "$(CHROMIUM)" ] || [ -n "$$GANS_SKIP_APT" ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "[make install] installing Debian package chromium (headless browser for the demo's test)"; \
+		(apt-get install -y -q chromium >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null)) || \
+		echo "[make install] could not install chromium; the demo's browser test will skip"; \
+	else echo "[make install] $(CHROMIUM) missing; the demo's browser test will skip"; fi
 
 run: install
 	$(PY) run.py $(ARGS)

@@ -66,10 +66,23 @@ def sweep_run_name(base: str, mode, task_overrides) -> str:
     """
     if not is_multirun(mode):
         return base
-    given = set(sys.argv[1:])
+    given = {_meaning(o) for o in sys.argv[1:]}
     overrides = [str(o) for o in (task_overrides or [])]
-    chosen = [o for o in overrides if o not in given] or overrides
+    chosen = [o for o in overrides if _meaning(o) not in given] or overrides
     return f"{base}:{','.join(chosen)}" if chosen else base
+
+
+def _meaning(override: str) -> tuple[str, str]:
+    """(key, parsed value) of a command-line override: a sweeper may pass on an override of the
+    command line in other words (Optuna's sweeper writes `model.eval_fid=false` as `...=False`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        (parsed,) = OverridesParser.create().parse_overrides([override])
+    except HydraException:  # not an override (e.g. --multirun)
+        return override, ""
+    return f"{parsed.type.name}:{parsed.key_or_group}", repr(parsed.value())
 
 
 def padded_power_of_two(side) -> int:

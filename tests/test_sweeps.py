@@ -75,3 +75,83 @@ def test_run_name_and_group_resolvers(monkeypatch):
     assert sweep_run_name("dcgan-mnist", RunMode.RUN, ["debug=smoke", "seed=2"]) == "dcgan-mnist"
     # debug=smoke is on the command line as is, the same for every job of the group: left out.
     assert sweep_run_name("dcgan-mnist", RunMode.MULTIRUN, ["debug=smoke", "seed=2"]) == "dcgan-mnist:seed=2"
+
+
+# -- Optuna (hydra-optuna-sweeper) and SLURM (hydra-submitit-launcher) ------------------------------
+OPTUNA_SPACE = {
+    "model.optimizer_g.lr", "model.optimizer_d.lr", "model.optimizer_g.betas.0", "model.optimizer_d.betas.0",
+    "model.n_critic", "model.generator_objective", "model.real_label",
+}  # fmt: skip
+
+
+def compose_with_hydra(overrides: list[str]) -> OmegaConf:
+    """The config as `run.py` composes it, Hydra's own node included."""
+    from hydra import compose, initialize_config_dir
+
+    from gans.config import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def test_optuna_sweep_minimises_the_returned_metric_over_the_gan_knobs(tmp_path):
+    """experiment=optuna_dcgan: two trials drawn from the search space, each trained on its own
+    draw, the best of the values run.py returned in optimization_results.yaml, one W&B group.
+    (Smoke-sized: the returned metric is train/d_loss, so no Inception runs; val/fid's return is
+    tested above.)"""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[dev]' (hydra-optuna-sweeper)")
+    sweep = tmp_path / "optuna-smoke"
+    result = run(
+        "--multirun", "experiment=optuna_dcgan", "debug=smoke", "hydra.sweeper.n_trials=2", "model.eval_fid=false",
+        "model.eval_classes=false", "optimized_metric=train/d_loss", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert_ok(result)
+    assert "setup plugin alembic" not in result.stdout + result.stderr  # optuna's import noise stays off the console
+    results = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert set(results.best_params) == OPTUNA_SPACE
+    values, draws = [], []
+    for job in ("0", "1"):
+        (value,) = [
+            float(v)
+            for v in re.findall(r"returned train/d_loss = (\S+) \(best\)", (sweep / job / "run.log").read_text())
+        ]
+        values.append(value)
+        cfg = OmegaConf.load(sweep / job / ".hydra" / "config.yaml")
+        draws.append({key: OmegaConf.select(cfg, key) for key in OPTUNA_SPACE})
+        info = run_info(wandb_run_file(sweep / job))
+        assert info["group"] == "optuna-smoke"
+        # The run's name says the trial's draw and nothing of the command line every trial shares
+        # (which Optuna's sweeper passes on as `model.eval_fid=False`).
+        drawn = info["name"].removeprefix("dcgan-fashion_mnist:").split(",")
+        assert {override.split("=")[0] for override in drawn} == OPTUNA_SPACE
+    assert draws[0] != draws[1]
+    assert results.best_value == pytest.approx(min(values), rel=1e-5)
+    assert dict(results.best_params) == pytest.approx(draws[values.index(min(values))])
+
+
+def test_optuna_experiment_composes_its_search_space_and_names_the_sweep_after_the_study():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[dev]' (hydra-optuna-sweeper)")
+    cfg = compose_with_hydra(["experiment=optuna_dcgan"])
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_ == "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    assert sweeper.direction == "minimize" and cfg.optimized_metric == "val/fid"
+    assert set(sweeper.params) == OPTUNA_SPACE
+    assert Path(cfg.hydra.sweep.dir).name.startswith("optuna_dcgan_")  # the W&B group of its trials
+
+
+def test_slurm_launcher_config_composes_with_the_ddp_trainer():
+    """The README's SLURM route: `hydra/launcher=submitit_slurm` with multi-GPU jobs."""
+    pytest.importorskip(
+        "hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[dev]' (hydra-submitit-launcher)"
+    )
+    cfg = compose_with_hydra(
+        ["hydra/launcher=submitit_slurm", "trainer=ddp", "hydra.launcher.gpus_per_node=4",
+         "hydra.launcher.tasks_per_node=4", "hydra.launcher.timeout_min=600", "trainer.devices=4"]
+    )  # fmt: skip
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.timeout_min) == (4, 4, 600)
+    # Lightning meets SLURM's tasks: one process per GPU, as many as the launcher asks for.
+    assert cfg.trainer.strategy._target_ == "lightning.pytorch.strategies.DDPStrategy"
+    assert cfg.trainer.devices == launcher.tasks_per_node
