@@ -55,8 +55,9 @@ chromium:
 run: install
 	$(PY) run.py $(ARGS)
 
-# One test worker per core (pytest-xdist): most tests are CLI runs that wait on imports and one core.
-PYTEST_ARGS ?= -n auto --maxprocesses 4
+# One test worker per core (pytest-xdist; work stealing, since a few CLI tests are long): most tests
+# are CLI runs that wait on imports and one core.
+PYTEST_ARGS ?= -n auto --maxprocesses 4 --dist worksteal
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
