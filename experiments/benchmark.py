@@ -20,6 +20,7 @@ OMP_NUM_THREADS=1 and read the `cpu_*` numbers: they count the work, not the wai
     python experiments/benchmark.py --device cpu --model pix2pix
     python experiments/benchmark.py --device cuda --image-size 64 --channels 3 --batch-size 512
     python experiments/benchmark.py --device cuda --model cyclegan   # 256x256 RGB, batch 1
+    python experiments/benchmark.py --device cpu --compile           # both loops torch.compile'd
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from gans import losses  # noqa: E402
 from gans.data.base import InMemoryImageDataModule, to_float  # noqa: E402
 from gans.data.two_domains import ImagePairsDataModule  # noqa: E402
 from gans.models.cyclegan import CycleGAN, lsgan_generator_loss  # noqa: E402
+from gans.models.base import COMPILE_MODES, _called_modules  # noqa: E402
 from gans.models.dcgan import DCGAN  # noqa: E402
 from gans.models.image_pool import ImagePool  # noqa: E402
 from gans.models.pix2pix import Pix2Pix  # noqa: E402
@@ -158,7 +160,7 @@ def _sync(device: torch.device) -> None:
 
 def framework_model_and_data(args) -> tuple[L.LightningModule, L.LightningDataModule]:
     generator, discriminator = networks(args)
-    common = {"eval_fid": False, "channels_last": args.channels_last}
+    common = {"eval_fid": False, "channels_last": args.channels_last, "compile": args.compile or False}
     n = args.batch_size * (args.warmup + args.steps + 1)
     if args.model == "dcgan":
         model = DCGAN(generator, discriminator, adam, adam, **common)
@@ -306,6 +308,10 @@ def time_plain(args) -> dict[str, float]:
     generator, discriminator = (net.to(device) for net in networks(args))
     if args.channels_last:
         generator, discriminator = (net.to(memory_format=torch.channels_last) for net in (generator, discriminator))
+    if args.compile:  # as `model.compile` does: each called network in place
+        for net in (generator, discriminator):
+            for module in _called_modules(net):
+                module.compile(mode=args.compile)
     n = args.batch_size * (args.warmup + args.steps + 1)
     autocast_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(args.precision)
 
@@ -337,6 +343,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--log-every", type=int, default=50, help="the framework's log_every_n_steps")
+    parser.add_argument(
+        "--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
+        help="torch.compile the networks of both loops (the framework's model.compile), optionally with a mode",
+    )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; medians reported")
     args = parser.parse_args()
     cuda = args.device == "cuda"
@@ -357,9 +367,11 @@ def main() -> None:
     for repeat in range(args.repeats):
         # Each repeat times the two back to back, so that the machine's load (shared CPUs) hits a
         # pair alike; ratios and overheads are medians over the pairs, not ratios of medians.
-        plain = time_plain(args)
-        framework = time_framework(args)
+        plain, plain_peak = peak_memory(time_plain, args)
+        framework, framework_peak = peak_memory(time_framework, args)
         run = {"repeat": repeat}
+        if args.device == "cuda":
+            run["framework_peak_memory_gib"], run["plain_peak_memory_gib"] = framework_peak, plain_peak
         for clock in ("wall", "cpu"):
             prefix = "" if clock == "wall" else "cpu_"
             f, p = framework[clock], plain[clock]
@@ -371,9 +383,17 @@ def main() -> None:
         print(json.dumps(run), flush=True)
     result = {key: round(median([run[key] for run in runs]), 4) for key in runs[0] if key != "repeat"}
     result["plain_ms_per_iteration"] = round(1000.0 * args.batch_size / result["plain_img_per_s"], 3)
-    if args.device == "cuda":
-        result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     print(json.dumps(result), flush=True)
+
+def peak_memory(timed: Callable, args) -> tuple[dict[str, float], float | None]:
+    """`timed(args)`, and on CUDA the peak GPU memory (GiB) allocated during it."""
+    if args.device != "cuda":
+        return timed(args), None
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    speed = timed(args)
+    return speed, round(torch.cuda.max_memory_allocated() / 2**30, 3)
+
 
 def median(values: list[float]) -> float:
     ordered = sorted(values)

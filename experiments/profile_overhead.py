@@ -55,7 +55,7 @@ def main() -> None:
     bench = argparse.Namespace(
         model="dcgan", device="cpu", image_size=28, channels=1, width=2, latent_dim=4, batch_size=2,
         precision="32-true", channels_last=False, warmup=args.warmup, steps=args.steps, log_every=50,
-        compile=args.compile,
+        compile="default" if args.compile else None,
     )  # fmt: skip
     if args.plain:
         ms = 1000 * bench.batch_size / benchmark.time_plain(bench)["wall"]

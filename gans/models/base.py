@@ -16,6 +16,7 @@ discriminator updates per generator update (Goodfellow et al. 2014, Algorithm 1;
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -84,6 +85,16 @@ def seed_generators(seed: int, device: torch.device) -> None:
         torch.manual_seed(seed)  # other accelerators: the general path
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def _called_modules(network: nn.Module) -> list[nn.Module]:
+    """The modules whose forward is called: the network, or the members of a ModuleDict/ModuleList."""
+    if isinstance(network, (nn.ModuleDict, nn.ModuleList)):
+        return [m for child in network.children() for m in _called_modules(child)]
+    return [network]
+
+
 @contextmanager
 def eval_mode(network: nn.Module) -> Iterator[nn.Module]:
     """`network` in eval mode for the block (batch norm with its running statistics), then back
@@ -136,6 +147,11 @@ class GenerativeModule(L.LightningModule, ABC):
         classifier_epochs: epochs of the classifier of the real data (and of CAS's).
         classifier_train_images: train that classifier on a random subset of this many training
             images (None: all); a smaller, faster, worse classifier for smoke tests.
+        compile: `torch.compile` the trained networks when fitting (True, or a `torch.compile`
+            mode: "default", "reduce-overhead" for CUDA graphs, "max-autotune"). Compiled in
+            place (`nn.Module.compile`), so parameters, the EMA copy's source, gradient toggling
+            and checkpoint keys are those of the eager network: checkpoints move freely between
+            compiled and eager runs. Toggling and eval mode each compile a variant once.
     """
 
     def __init__(
@@ -158,6 +174,7 @@ class GenerativeModule(L.LightningModule, ABC):
         eval_cas: bool = False,
         classifier_epochs: int = 4,
         classifier_train_images: int | None = None,
+        compile: bool | str = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -176,6 +193,11 @@ class GenerativeModule(L.LightningModule, ABC):
         self.kid_subset_size, self.channels_last = kid_subset_size, channels_last
         self.eval_classes, self.eval_cas = eval_classes, eval_cas
         self.classifier_recipe = Recipe(epochs=classifier_epochs, max_images=classifier_train_images)
+        if compile not in (False, True, *COMPILE_MODES):
+            raise GansError(f"model.compile={compile!r} must be true, false or a torch.compile mode: "
+                            f"{', '.join(COMPILE_MODES)}")  # fmt: skip
+        # Not `self.compile`: that is nn.Module's method.
+        self.compile_mode = None if compile is False else "default" if compile is True else compile
         self.ema: AveragedModel | None = None
         # Progress in the project's units: Lightning's global_step counts optimizer steps (two or
         # more per iteration here). Both are saved in checkpoints (`on_save_checkpoint`).
@@ -325,10 +347,25 @@ class GenerativeModule(L.LightningModule, ABC):
     def on_fit_start(self) -> None:
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
+        if self.compile_mode is not None:
+            self.compile_networks(self.compile_mode)
         if self.trainer.limit_val_batches != 0 and self._class_evaluation():
             # Trained (first run on a data set) or loaded before training, not at the first
             # validation: a wall-time budget then counts its minutes before training time is given.
             self._real_classifier()
+
+    def compile_networks(self, mode: str = "default") -> list[nn.Module]:
+        """`torch.compile` each trained network in place (`nn.Module.compile`: the module object,
+        its parameters and its state_dict keys stay the eager ones, so the optimizers, the EMA and
+        checkpoints are unaffected). A container of networks (CycleGAN's ModuleDicts) has each
+        member compiled, as its own forward is never called. Returns the modules compiled now."""
+        compiled = []
+        for name in self.optimizer_factories:
+            for module in _called_modules(getattr(self, name)):
+                if getattr(module, "_compiled_call_impl", None) is None:  # once, not at every fit
+                    module.compile(mode=mode)
+                    compiled.append(module)
+        return compiled
 
     def on_train_batch_start(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         # All training randomness (latents, label noise, dropout) follows from (seed, iteration,
@@ -783,6 +820,11 @@ class GenerativeModule(L.LightningModule, ABC):
         if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
             for buffer in self.buffers():
                 dist.broadcast(buffer, src=0)
+
+
+# Lightning reads `training_step`'s signature at every batch (`_build_kwargs`, to pass batch_idx);
+# `inspect` returns a stored `__signature__` instead of rebuilding it (~1% of a small model's step).
+GenerativeModule.training_step.__signature__ = inspect.signature(GenerativeModule.training_step)
 
 
 class AdversarialModule(GenerativeModule):
