@@ -37,18 +37,18 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `gans`, not an installed one
-from gans import losses  # noqa: E402
-from gans.data.base import InMemoryImageDataModule, to_float  # noqa: E402
-from gans.data.two_domains import ImagePairsDataModule  # noqa: E402
-from gans.models.cyclegan import CycleGAN, lsgan_generator_loss  # noqa: E402
-from gans.models.base import COMPILE_MODES, _called_modules  # noqa: E402
-from gans.models.dcgan import DCGAN  # noqa: E402
-from gans.models.image_pool import ImagePool  # noqa: E402
-from gans.models.pix2pix import Pix2Pix  # noqa: E402
-from gans.nets.dcgan import Discriminator, Generator  # noqa: E402
-from gans.nets.patchgan import PatchDiscriminator  # noqa: E402
-from gans.nets.resnet import ResnetGenerator  # noqa: E402
-from gans.nets.unet import UnetGenerator  # noqa: E402
+from gans import losses
+from gans.data.base import InMemoryImageDataModule, to_float
+from gans.data.two_domains import ImagePairsDataModule
+from gans.models.cyclegan import CycleGAN, lsgan_generator_loss
+from gans.models.base import COMPILE_MODES, _called_modules
+from gans.models.dcgan import DCGAN
+from gans.models.image_pool import ImagePool
+from gans.models.pix2pix import Pix2Pix
+from gans.nets.dcgan import Discriminator, Generator
+from gans.nets.patchgan import PatchDiscriminator
+from gans.nets.resnet import ResnetGenerator
+from gans.nets.unet import UnetGenerator
 
 # Per model: (image size, channels, batch size) on cpu and on cuda, and (warmup, steps) on cpu and on cuda.
 DEFAULTS = {

@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `gans`, not an installed one
-from gans.data.base import to_uint8  # noqa: E402
-from gans.metrics.fid import FeatureDistances  # noqa: E402
-from gans.metrics.inception import InceptionFeatures, exact_float32, inception_weights_path  # noqa: E402
-from gans.nets.dcgan import Generator  # noqa: E402
+from gans.data.base import to_uint8
+from gans.metrics.fid import FeatureDistances
+from gans.metrics.inception import InceptionFeatures, exact_float32, inception_weights_path
+from gans.nets.dcgan import Generator
 
 
 def export_half_weights(path: str) -> None:

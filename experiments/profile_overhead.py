@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `gans`
-import benchmark  # noqa: E402
+import benchmark
 
 
 class ProfiledTimer(benchmark.StepTimer):
@@ -48,7 +48,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--plain", action="store_true", help="time the plain loop instead (with --no-cprofile, for py-spy)")
+    parser.add_argument(
+        "--plain", action="store_true", help="time the plain loop instead (with --no-cprofile, for py-spy)"
+    )
     parser.add_argument("--no-cprofile", dest="cprofile", action="store_false")
     parser.add_argument("--dump", help="also write the raw cProfile stats here (for pstats' print_callers)")
     args = parser.parse_args()

@@ -29,7 +29,9 @@ def main() -> None:
     loop = "step (benchmark.py" if "--plain" in sys.argv else LOOP
     loop_samples, shared = 0, 0
     own: Counter[str] = Counter()
-    for line in open(path):
+    with open(path) as f:
+        lines = f.readlines()
+    for line in lines:
         stack, _, count = line.rstrip().rpartition(" ")
         frames = stack.split(";")
         start = next((i for i, f in enumerate(frames) if loop in f), None)
@@ -47,9 +49,11 @@ def main() -> None:
         for name in dict.fromkeys(frame_name(f) for f in inner):
             own[name] += n
     overhead = loop_samples - shared
-    print(f"training-loop samples: {loop_samples}; in work the plain loop shares: {shared} "
-          f"({shared / loop_samples:.1%}); framework's own: {overhead} ({overhead / loop_samples:.1%})")
-    print(f"\nframework's own samples by function (inclusive), top {top}:")
+    print(
+        f"training-loop samples: {loop_samples}; in work the plain loop shares: {shared} "
+        f"({shared / loop_samples:.1%}); the loop's own (framework + glue): {overhead} ({overhead / loop_samples:.1%})"
+    )
+    print(f"\nthe loop's own samples by function (inclusive), top {top}:")
     for name, n in own.most_common(top):
         print(f"{n:7d} {n / loop_samples:6.1%}  {name}")
 

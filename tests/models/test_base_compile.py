@@ -19,7 +19,7 @@ def inductor_unavailable() -> str | None:
     """Why torch.compile's default backend (inductor) cannot compile on this machine, or None."""
     try:
         torch.compile(lambda x: x.sin() + 1)(torch.ones(2))
-    except Exception as error:  # no C compiler, no Python headers, an unsupported platform...
+    except Exception as error:  # noqa: BLE001 - any failure: no C compiler, no Python headers, a platform...
         return f"inductor cannot compile here: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
     return None
 
