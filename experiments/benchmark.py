@@ -11,29 +11,37 @@ shortest correct PyTorch code of the same algorithm with the same losses:
     non-saturating BCE + 100 * L1 (U-Net, conditional PatchGAN, batch norm);
   - cyclegan: G and F on LSGAN + 10 * cycle + 5 * identity, then D_A and D_B (0.5 * LSGAN) on fakes
     through 50-image pools (ResNet generators, PatchGANs, instance norm).
-Prints JSON lines; the last holds framework_img_per_s, plain_img_per_s and ratio.
+Prints JSON lines; the last holds framework_img_per_s, plain_img_per_s, their ratio and the
+framework's overhead in ms per iteration, by wall time and (`cpu_*`) by this process's CPU time,
+each the median over `--repeats` back-to-back pairs. On a CPU shared with other jobs, run with
+OMP_NUM_THREADS=1 and read the `cpu_*` numbers: they count the work, not the waiting.
 
     python experiments/benchmark.py --device cpu
     python experiments/benchmark.py --device cpu --model pix2pix
     python experiments/benchmark.py --device cuda --image-size 64 --channels 3 --batch-size 512
     python experiments/benchmark.py --device cuda --model cyclegan   # 256x256 RGB, batch 1
+    python experiments/benchmark.py --device cpu --compile           # both loops torch.compile'd
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `gans`, not an installed one
 from gans import losses
 from gans.data.base import InMemoryImageDataModule, to_float
 from gans.data.two_domains import ImagePairsDataModule
 from gans.models.cyclegan import CycleGAN, lsgan_generator_loss
+from gans.models.base import COMPILE_MODES, _called_modules
 from gans.models.dcgan import DCGAN
 from gans.models.image_pool import ImagePool
 from gans.models.pix2pix import Pix2Pix
@@ -114,21 +122,34 @@ def adam(params):
     return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
 
 
+def clocks() -> tuple[float, float]:
+    """(wall time, this process's CPU time): on a CPU shared with other jobs the CPU time of a
+    one-thread run (OMP_NUM_THREADS=1) counts only the work done, not the time the job waited."""
+    return time.perf_counter(), time.process_time()
+
+
+def speeds(start: tuple[float, float], images: int) -> dict[str, float]:
+    """Images per second of wall time ("wall") and of CPU time ("cpu") since `start`."""
+    wall, cpu = clocks()
+    return {"wall": images / (wall - start[0]), "cpu": images / (cpu - start[1])}
+
+
 class StepTimer(L.Callback):
-    """Wall time of training batches warmup..warmup+steps (device synchronised at both ends)."""
+    """Times training batches warmup..warmup+steps (device synchronised at both ends)."""
 
     def __init__(self, warmup: int, steps: int) -> None:
-        self.warmup, self.steps, self.start, self.seconds = warmup, steps, None, None
+        self.warmup, self.steps, self.start, self.speeds = warmup, steps, None, None
+        self.images = 0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if batch_idx == self.warmup:
             _sync(pl_module.device)
-            self.start = time.perf_counter()
+            self.start = clocks()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if batch_idx == self.warmup + self.steps - 1:
             _sync(pl_module.device)
-            self.seconds = time.perf_counter() - self.start
+            self.speeds = speeds(self.start, self.images)
             trainer.should_stop = True
 
 
@@ -139,7 +160,7 @@ def _sync(device: torch.device) -> None:
 
 def framework_model_and_data(args) -> tuple[L.LightningModule, L.LightningDataModule]:
     generator, discriminator = networks(args)
-    common = {"eval_fid": False, "channels_last": args.channels_last}
+    common = {"eval_fid": False, "channels_last": args.channels_last, "compile": args.compile or False}
     n = args.batch_size * (args.warmup + args.steps + 1)
     if args.model == "dcgan":
         model = DCGAN(generator, discriminator, adam, adam, **common)
@@ -156,9 +177,10 @@ def framework_model_and_data(args) -> tuple[L.LightningModule, L.LightningDataMo
     return model, data
 
 
-def time_framework(args) -> float:
+def time_framework(args) -> dict[str, float]:
     model, data = framework_model_and_data(args)
     timer = StepTimer(args.warmup, args.steps)
+    timer.images = args.batch_size * args.steps
     trainer = L.Trainer(
         accelerator="gpu" if args.device == "cuda" else "cpu",
         devices=1,
@@ -175,7 +197,7 @@ def time_framework(args) -> float:
         callbacks=[timer],
     )
     trainer.fit(model, datamodule=data)
-    return args.batch_size * args.steps / timer.seconds
+    return timer.speeds
 
 
 def plain_dcgan(args, device, autocast, generator, discriminator, n) -> Callable[[int], None]:
@@ -281,11 +303,15 @@ def plain_cyclegan(args, device, autocast, generator, discriminator, n) -> Calla
 PLAIN = {"dcgan": plain_dcgan, "pix2pix": plain_pix2pix, "cyclegan": plain_cyclegan}
 
 
-def time_plain(args) -> float:
+def time_plain(args) -> dict[str, float]:
     device = torch.device(args.device)
     generator, discriminator = (net.to(device) for net in networks(args))
     if args.channels_last:
         generator, discriminator = (net.to(memory_format=torch.channels_last) for net in (generator, discriminator))
+    if args.compile:  # as `model.compile` does: each called network in place
+        for net in (generator, discriminator):
+            for module in _called_modules(net):
+                module.compile(mode=args.compile)
     n = args.batch_size * (args.warmup + args.steps + 1)
     autocast_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(args.precision)
 
@@ -296,11 +322,11 @@ def time_plain(args) -> float:
     for i in range(args.warmup):
         step(i)
     _sync(device)
-    start = time.perf_counter()
+    start = clocks()
     for i in range(args.warmup, args.warmup + args.steps):
         step(i)
     _sync(device)
-    return args.batch_size * args.steps / (time.perf_counter() - start)
+    return speeds(start, args.batch_size * args.steps)
 
 
 def main() -> None:
@@ -317,6 +343,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--log-every", type=int, default=50, help="the framework's log_every_n_steps")
+    parser.add_argument(
+        "--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
+        help="torch.compile the networks of both loops (the framework's model.compile), optionally with a mode",
+    )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; medians reported")
     args = parser.parse_args()
     cuda = args.device == "cuda"
@@ -333,17 +363,42 @@ def main() -> None:
     setup = {k: v for k, v in vars(args).items()}
     setup["device_name"] = torch.cuda.get_device_name() if cuda else f"cpu x{torch.get_num_threads()} threads"
     print(json.dumps({"setup": setup, "torch": torch.__version__, "lightning": L.__version__}), flush=True)
-    framework, plain = [], []
+    runs = []
     for repeat in range(args.repeats):
-        plain.append(time_plain(args))
-        framework.append(time_framework(args))
-        print(
-            json.dumps({"repeat": repeat, "framework_img_per_s": framework[-1], "plain_img_per_s": plain[-1]}),
-            flush=True,
-        )
-    f, p = sorted(framework)[len(framework) // 2], sorted(plain)[len(plain) // 2]
-    print(json.dumps({"framework_img_per_s": round(f, 1), "plain_img_per_s": round(p, 1), "ratio": round(f / p, 4)}))
+        # Each repeat times the two back to back, so that the machine's load (shared CPUs) hits a
+        # pair alike; ratios and overheads are medians over the pairs, not ratios of medians.
+        plain, plain_peak = peak_memory(time_plain, args)
+        framework, framework_peak = peak_memory(time_framework, args)
+        run = {"repeat": repeat}
+        if args.device == "cuda":
+            run["framework_peak_memory_gib"], run["plain_peak_memory_gib"] = framework_peak, plain_peak
+        for clock in ("wall", "cpu"):
+            prefix = "" if clock == "wall" else "cpu_"
+            f, p = framework[clock], plain[clock]
+            run[f"{prefix}framework_img_per_s"], run[f"{prefix}plain_img_per_s"] = round(f, 1), round(p, 1)
+            run[f"{prefix}ratio"] = round(f / p, 4)
+            # The framework's extra time per iteration over the plain loop (host time on a small model).
+            run[f"{prefix}overhead_ms_per_iteration"] = round(1000.0 * args.batch_size * (1.0 / f - 1.0 / p), 3)
+        runs.append(run)
+        print(json.dumps(run), flush=True)
+    result = {key: round(median([run[key] for run in runs]), 4) for key in runs[0] if key != "repeat"}
+    result["plain_ms_per_iteration"] = round(1000.0 * args.batch_size / result["plain_img_per_s"], 3)
+    print(json.dumps(result), flush=True)
 
+def peak_memory(timed: Callable, args) -> tuple[dict[str, float], float | None]:
+    """`timed(args)`, and on CUDA the peak GPU memory (GiB) allocated during it."""
+    if args.device != "cuda":
+        return timed(args), None
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    speed = timed(args)
+    return speed, round(torch.cuda.max_memory_allocated() / 2**30, 3)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])
 
 if __name__ == "__main__":
     main()

@@ -16,6 +16,7 @@ discriminator updates per generator update (Goodfellow et al. 2014, Algorithm 1;
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -67,6 +68,31 @@ def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tenso
 
     return average
 
+
+
+def seed_generators(seed: int, device: torch.device) -> None:
+    """Seed the CPU generator and the training device's, as `torch.manual_seed` would for them.
+
+    Not `torch.manual_seed` itself on every iteration: before CUDA/XPU/MTIA are initialised it
+    queues a lazy seeding call per backend, each with a formatted stack trace, into a queue that
+    is never drained on a CPU run: measured 1.9 ms per iteration inside Lightning's loop (issue
+    13's profile), most of the framework's overhead on a small model, and a slow memory leak."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        torch.cuda.default_generators[index].manual_seed(seed)
+    elif device.type != "cpu":
+        torch.manual_seed(seed)  # other accelerators: the general path
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def _called_modules(network: nn.Module) -> list[nn.Module]:
+    """The modules whose forward is called: the network, or the members of a ModuleDict/ModuleList."""
+    if isinstance(network, (nn.ModuleDict, nn.ModuleList)):
+        return [m for child in network.children() for m in _called_modules(child)]
+    return [network]
 
 
 @contextmanager
@@ -121,6 +147,11 @@ class GenerativeModule(L.LightningModule, ABC):
         classifier_epochs: epochs of the classifier of the real data (and of CAS's).
         classifier_train_images: train that classifier on a random subset of this many training
             images (None: all); a smaller, faster, worse classifier for smoke tests.
+        compile: `torch.compile` the trained networks when fitting (True, or a `torch.compile`
+            mode: "default", "reduce-overhead" for CUDA graphs, "max-autotune"). Compiled in
+            place (`nn.Module.compile`), so parameters, the EMA copy's source, gradient toggling
+            and checkpoint keys are those of the eager network: checkpoints move freely between
+            compiled and eager runs. Toggling and eval mode each compile a variant once.
     """
 
     def __init__(
@@ -143,6 +174,7 @@ class GenerativeModule(L.LightningModule, ABC):
         eval_cas: bool = False,
         classifier_epochs: int = 4,
         classifier_train_images: int | None = None,
+        compile: bool | str = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -161,6 +193,11 @@ class GenerativeModule(L.LightningModule, ABC):
         self.kid_subset_size, self.channels_last = kid_subset_size, channels_last
         self.eval_classes, self.eval_cas = eval_classes, eval_cas
         self.classifier_recipe = Recipe(epochs=classifier_epochs, max_images=classifier_train_images)
+        if compile not in (False, True, *COMPILE_MODES):
+            raise GansError(f"model.compile={compile!r} must be true, false or a torch.compile mode: "
+                            f"{', '.join(COMPILE_MODES)}")  # fmt: skip
+        # Not `self.compile`: that is nn.Module's method.
+        self.compile_mode = None if compile is False else "default" if compile is True else compile
         self.ema: AveragedModel | None = None
         # Progress in the project's units: Lightning's global_step counts optimizer steps (two or
         # more per iteration here). Both are saved in checkpoints (`on_save_checkpoint`).
@@ -177,6 +214,9 @@ class GenerativeModule(L.LightningModule, ABC):
         self._collect_class_real: dict[str, bool] = {}  # stage -> real per-class features to collect
         self._last_losses: dict[str, Tensor] = {}
         self._stepping: Update | None = None  # the update inside optimizer.step(), for its hook
+        self._logging: bool | None = None  # within a training step: whether it logs
+        self._direct_backward: bool | None = None  # see `backward_of`
+        self._toggle_plans: dict[tuple[int, ...], list[Tensor]] = {}
 
     def setup_sampling(self) -> None:
         """Call at the end of a subclass's __init__, once its networks exist: the EMA copy and the
@@ -307,36 +347,55 @@ class GenerativeModule(L.LightningModule, ABC):
     def on_fit_start(self) -> None:
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
+        if self.compile_mode is not None:
+            self.compile_networks(self.compile_mode)
         if self.trainer.limit_val_batches != 0 and self._class_evaluation():
             # Trained (first run on a data set) or loaded before training, not at the first
             # validation: a wall-time budget then counts its minutes before training time is given.
             self._real_classifier()
+
+    def compile_networks(self, mode: str = "default") -> list[nn.Module]:
+        """`torch.compile` each trained network in place (`nn.Module.compile`: the module object,
+        its parameters and its state_dict keys stay the eager ones, so the optimizers, the EMA and
+        checkpoints are unaffected). A container of networks (CycleGAN's ModuleDicts) has each
+        member compiled, as its own forward is never called. Returns the modules compiled now."""
+        compiled = []
+        for name in self.optimizer_factories:
+            for module in _called_modules(getattr(self, name)):
+                if getattr(module, "_compiled_call_impl", None) is None:  # once, not at every fit
+                    module.compile(mode=mode)
+                    compiled.append(module)
+        return compiled
 
     def on_train_batch_start(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         # All training randomness (latents, label noise, dropout) follows from (seed, iteration,
         # rank): ranks draw different noise, and a run resumed from any checkpoint continues as the
         # uninterrupted run would. Seeded here, after Lightning has built the epoch's data iterator.
         base = int(os.environ.get("PL_GLOBAL_SEED", "0"))
-        torch.manual_seed((base * 1_000_003 + self.iteration * 1_009 + self.global_rank) % 2**63)
+        seed_generators((base * 1_000_003 + self.iteration * 1_009 + self.global_rank) % 2**63, self.device)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         """One iteration: the model's updates in order, then the EMA and the progress counters."""
-        batch = self.prepare_batch(batch)
-        generator_stepped = False
-        for update in self.updates():
-            if (self.iteration + 1) % update.every == 0:
-                self.optimization_step(update, batch)
-                generator_stepped |= update.network == self.generator_name
-        if self.ema is not None and generator_stepped:
-            self.update_ema()
-        self.iteration += 1
-        self.images_seen += self.batch_size_of(batch) * self.trainer.world_size
-        if self.scheduler_interval == "iteration":
-            for scheduler in self.lr_schedulers() or []:
-                scheduler.step()
-        if self._log_this_step:
-            self._check_finite()
-            self.log_dict({"train/kimg": self.kimg, "train/iteration": float(self.iteration)})
+        self._logging = self._log_this_step  # asked once: the answer holds for the whole step
+        try:
+            batch = self.prepare_batch(batch)
+            generator_stepped = False
+            for update in self.updates():
+                if (self.iteration + 1) % update.every == 0:
+                    self.optimization_step(update, batch)
+                    generator_stepped |= update.network == self.generator_name
+            if self.ema is not None and generator_stepped:
+                self.update_ema()
+            self.iteration += 1
+            self.images_seen += self.batch_size_of(batch) * self.trainer.world_size
+            if self.scheduler_interval == "iteration":
+                for scheduler in self.lr_schedulers() or []:
+                    scheduler.step()
+            if self._logging:
+                self._check_finite()
+                self.log_dict({"train/kimg": self.kimg, "train/iteration": float(self.iteration)})
+        finally:
+            self._logging = None
 
     def prepare_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The training batch, its images NHWC if `channels_last`; models add what their updates share."""
@@ -347,18 +406,26 @@ class GenerativeModule(L.LightningModule, ABC):
     def optimization_step(self, update: Update, batch: dict[str, Tensor]) -> Tensor:
         """One optimizer step on `update.loss(batch)`, with only that optimizer's parameters requiring grad."""
         optimizer = self.optimizer_of(update.network)
-        with self.toggled_optimizer(optimizer):
+        # Lightning's `toggled_optimizer`, with the other optimizers' parameters listed once.
+        others = self._toggle_plan(optimizer)
+        states = [p.requires_grad for p in others]
+        for p in others:
+            p.requires_grad = False
+        try:
             loss, stats = update.loss(batch)
             optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
+            self.backward_of(loss)
             self._stepping = update
             try:
                 optimizer.step()  # gradient clipping and the norm: `on_before_optimizer_step`
             finally:
                 self._stepping = None
+        finally:
+            for p, state in zip(others, states):
+                p.requires_grad = state
         self.after_step(update.network)
         self._last_losses[update.name] = loss.detach()
-        if self._log_this_step:
+        if self._log_this_step:  # (the step's cached answer)
             stats = {f"{update.name}_loss": loss, **stats}
             self.log_dict({f"train/{k}": v.detach().float() for k, v in stats.items()}, prog_bar=False)
         return loss
@@ -391,7 +458,67 @@ class GenerativeModule(L.LightningModule, ABC):
     def _log_this_step(self) -> bool:
         # Logging every step costs Python time that shows at GPU speeds; compute the statistics only
         # on the steps Lightning writes to the logger (`log_every_n_steps`).
+        if self._logging is not None:  # inside a training step: asked once at its start
+            return self._logging
         return self.trainer._logger_connector.should_update_logs
+
+    def _toggle_plan(self, optimizer) -> list[Tensor]:
+        """The parameters that `optimizer`'s step turns off: those of the other optimizers that it
+        does not hold itself (shared ones keep their state), as Lightning's `toggle_optimizer`
+        decides, listed once per set of optimizers rather than by walking every group each step."""
+        inner = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer's wrapped optimizer
+        optimizers = self.trainer.optimizers
+        key = (id(inner), *map(id, optimizers))
+        plan = self._toggle_plans.get(key)
+        if plan is None:
+            own = {id(p) for group in inner.param_groups for p in group["params"]}
+            seen: set[int] = set()
+            plan = []
+            for other in optimizers:
+                for group in other.param_groups:
+                    for p in group["params"]:
+                        if id(p) not in own and id(p) not in seen:
+                            seen.add(id(p))
+                            plan.append(p)
+            self._toggle_plans = {k: v for k, v in self._toggle_plans.items() if k[1:] == key[1:]}
+            self._toggle_plans[key] = plan
+        return plan
+
+    def backward_of(self, loss: Tensor) -> None:
+        """`manual_backward(loss)`, or `loss.backward()` where that is all Lightning would do: one
+        device, a precision without a loss scaler, no profiler, and no hook listening to
+        `on_before_backward`/`on_after_backward` (measured: Lightning's path costs ~0.15 ms a
+        call in Python, which a GPU waits for at small batches). DDP (its gradient-sync
+        preparation), fp16 (loss scaling) and any listener take Lightning's path."""
+        if self._direct_backward is None:
+            self._direct_backward = self._backward_is_plain()
+        if self._direct_backward:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
+
+    def _backward_is_plain(self) -> bool:
+        from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+        from lightning.pytorch.profilers import PassThroughProfiler
+        from lightning.pytorch.strategies import SingleDeviceStrategy
+        from lightning.pytorch.utilities.model_helpers import is_overridden
+
+        trainer = self.trainer
+        precision = trainer.strategy.precision_plugin
+        unscaled = type(precision) is Precision or (type(precision) is MixedPrecision and precision.scaler is None)
+        hooks = ("on_before_backward", "on_after_backward")
+        listened = any(is_overridden(h, callback, L.Callback) for callback in trainer.callbacks for h in hooks)
+        listened |= any(is_overridden(h, self, L.LightningModule) for h in (*hooks, "backward"))
+        return (
+            type(trainer.strategy) is SingleDeviceStrategy
+            and unscaled
+            and isinstance(trainer.profiler, PassThroughProfiler)
+            and not listened
+        )
+
+    def on_train_start(self) -> None:
+        self._direct_backward = None  # decided again for this fit's strategy, precision and callbacks
+        self._toggle_plans = {}
 
     def _check_finite(self) -> None:
         """Stop every process when a loss on any process is NaN/inf (a collective call under DDP:
@@ -693,6 +820,11 @@ class GenerativeModule(L.LightningModule, ABC):
         if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
             for buffer in self.buffers():
                 dist.broadcast(buffer, src=0)
+
+
+# Lightning reads `training_step`'s signature at every batch (`_build_kwargs`, to pass batch_idx);
+# `inspect` returns a stored `__signature__` instead of rebuilding it (~1% of a small model's step).
+GenerativeModule.training_step.__signature__ = inspect.signature(GenerativeModule.training_step)
 
 
 class AdversarialModule(GenerativeModule):
