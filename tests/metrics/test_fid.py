@@ -207,3 +207,47 @@ def test_ddp_cache_seen_by_rank_0_only(fid_reference, tmp_path):
         for result in (first, second):
             assert result["scores"]["fid"] == pytest.approx(expected["fid"], rel=1e-4)
             assert result["scores"]["kid"] == pytest.approx(expected["kid"], rel=1e-4)
+
+
+def test_symmetric_form_equals_torchmetrics_general_eigenvalues_on_rank_deficient_covariances():
+    from torchmetrics.image.fid import _compute_fid
+
+    from gans.metrics import fid
+
+    g = torch.Generator().manual_seed(0)
+    for n_a, n_b in ((300, 40), (20, 500)):  # fewer samples than dimensions on either side: singular
+        a = torch.randn(n_a, 128, generator=g, dtype=torch.float64) * torch.rand(128, generator=g, dtype=torch.float64)
+        b = 0.5 + torch.randn(n_b, 128, generator=g, dtype=torch.float64)
+        mean_a, mean_b, cov_a, cov_b = a.mean(0), b.mean(0), torch.cov(a.T), torch.cov(b.T)
+        expected = _compute_fid(mean_a, cov_a, mean_b, cov_b)
+        assert fid.frechet_distance(mean_a, cov_a, mean_b, cov_b) == pytest.approx(float(expected), rel=1e-6)
+
+
+class _GivenFeatures(torch.nn.Module):
+    num_features = 64  # torchmetrics sizes its states from this
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_fid_keeps_the_real_root_until_the_real_side_changes(monkeypatch):
+    from gans.metrics import fid
+
+    roots = []
+    square_root = fid.sqrt_psd
+    monkeypatch.setattr(fid, "sqrt_psd", lambda m: roots.append(m) or square_root(m))
+    metric = fid.SymmetricFID(feature=_GivenFeatures(), reset_real_features=False)
+    g = torch.Generator().manual_seed(1)
+    real = torch.randn(50, 64, generator=g, dtype=torch.float64)
+    fakes = [torch.randn(30, 64, generator=g, dtype=torch.float64) + i for i in range(2)]
+    metric.update(real, real=True)
+    scores = []
+    for fake in fakes:
+        metric.reset()  # keeps the real side (reset_real_features=False), as between validations
+        metric.update(fake, real=False)
+        scores.append(float(metric.compute()))
+    assert len(roots) == 1  # one square root of the real covariance served both scores
+    assert scores == pytest.approx([frechet_distance(real.numpy(), fake.numpy()) for fake in fakes], rel=1e-6)
+    metric.update(real[:10], real=True)  # the real side changed: a new root
+    metric.compute()
+    assert len(roots) == 2
