@@ -124,7 +124,9 @@ class FashionCaptionsDataModule(CaptionedMixin, FashionMNISTDataModule):
         """Whether each generated image (uint8, any side: brought to the data's) shows its caption's
         tone and size bucket."""
         side = self.train_images.shape[-1]
-        if images.shape[-1] != side:
+        if images.shape[-1] < side:  # nearest: a stage-I image keeps its tone and foreground share exactly
+            images = F.interpolate(images, size=(side, side), mode="nearest")
+        elif images.shape[-1] > side:
             images = F.interpolate(images.float(), size=(side, side), mode="bilinear", antialias=True)
             images = images.round().clamp(0, 255).to(torch.uint8)
         tone, size = measure(images, labels, self.thresholds)
