@@ -92,6 +92,7 @@ class CaptionedMixin:
                             f"{self.embedding_dim}-d vectors: set data.embedding_dim={self.embedding_dim}")  # fmt: skip
         self.captions: list[str] = []  # caption id -> text
         self.caption_embeddings: Tensor | None = None
+        self.train_caption_ids = self.val_caption_ids = self.test_caption_ids = None
         self._loaded_captions: dict[str, list[list[str]]] = {}
 
     @property
