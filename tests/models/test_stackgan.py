@@ -99,3 +99,17 @@ def test_stage_two_trains_on_a_frozen_stage_one_loaded_from_its_checkpoint(tmp_p
     torch.save({"state_dict": second.state_dict(), "hyper_parameters": {"stage": 2}}, path)
     with pytest.raises(GansError, match="not a StackGAN stage-1 checkpoint"):
         tiny_stackgan(stage=2, stage1_ckpt=str(path)).setup("fit")
+
+
+def test_sampling_takes_a_caption_and_refuses_without_one(monkeypatch):
+    from gans import generation
+
+    model = tiny_stackgan()
+    seen = []
+    monkeypatch.setattr(model, "embed_text", lambda texts: seen.append(texts) or torch.ones(len(texts), 8))
+    images = generation.sample(model, 3, text="a dark ankle boot")
+    assert images.shape == (3, 8, 8, 1) and seen == [["a dark ankle boot"]]
+    with pytest.raises(GansError, match="--text 'a dark ankle boot'"):
+        generation.sample(model, 3)  # no data attached, no caption: nothing to condition on
+    with pytest.raises(GansError, match="not conditioned on text"):
+        generation.text_condition(torch.nn.Linear(1, 1), "a bag", 2)
