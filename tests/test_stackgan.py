@@ -39,7 +39,7 @@ def test_stage_one_sweeps_and_resumes_exactly_then_stage_two_trains_on_it_with_f
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     for key, value in straight["state_dict"].items():
         if key.startswith("generator."):  # stage I unchanged by stage II's training
-            assert torch.equal(value, state["state_dict"]["stage1." + key[len("generator."):]]), key
+            assert torch.equal(value, state["state_dict"]["stage1." + key[len("generator.") :]]), key
     metrics = wandb_metrics(run_dir)
     assert math.isfinite(metrics["val/fid"]) and math.isfinite(metrics["val/fid_stage1"])
     assert metrics["val/fid_samples"] == metrics["val/fid_samples_stage1"] == 16
@@ -51,5 +51,8 @@ def test_stage_one_sweeps_and_resumes_exactly_then_stage_two_trains_on_it_with_f
 
     # A caption of the data set: its embedding is in the cache, so the encoder is not loaded again.
     out = tmp_path / "boots.npz"
-    assert sample_main([str(run_dir / "checkpoints" / "last.ckpt"), "3", str(out), "--text", "a small dark ankle boot"]) == 0
+    assert (
+        sample_main([str(run_dir / "checkpoints" / "last.ckpt"), "3", str(out), "--text", "a small dark ankle boot"])
+        == 0
+    )
     assert np.load(out)["images"].shape == (3, 32, 32, 1)

@@ -43,8 +43,8 @@ from torch import Tensor, nn
 from gans.data.base import to_uint8
 from gans.data.text_embeddings import MINILM, embed
 from gans.errors import GansError
-from gans.models.base import AdversarialModule, eval_mode
 from gans.metrics.classifier import predict
+from gans.models.base import AdversarialModule, eval_mode
 from gans.nets.stackgan import kl_divergence
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,11 @@ def matching_aware_loss(
     """The matching-aware discriminator loss (Reed et al. 2016, Algorithm 1; Zhang et al. 2017's
     code): -log D(real, its text) - w * log(1 - D(real, other text)) - (1 - w) * log(1 - D(fake,
     its text)), w = 1/2: a real image with the wrong caption is as fake as a generated one."""
-    return bce(real_match, 1.0) + mismatch_weight * bce(real_mismatch, 0.0) + (1.0 - mismatch_weight) * bce(fake_match, 0.0)
+    return (
+        bce(real_match, 1.0)
+        + mismatch_weight * bce(real_mismatch, 0.0)
+        + (1.0 - mismatch_weight) * bce(fake_match, 0.0)
+    )
 
 
 def resize(images: Tensor, side: int) -> Tensor:
@@ -146,11 +150,13 @@ class StackGAN(AdversarialModule):
         path = self.stage1_ckpt
         if not path or not Path(path).is_file():
             given = f"model.stage1_ckpt={path} does not exist" if path else "model.stage=2 needs model.stage1_ckpt"
-            raise GansError(f"{given}: pass a stage-1 checkpoint, e.g. RUN_DIR/checkpoints/last.ckpt of a model.stage=1 run")
+            raise GansError(
+                f"{given}: pass a stage-1 checkpoint, e.g. RUN_DIR/checkpoints/last.ckpt of a model.stage=1 run"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("hyper_parameters", {}).get("stage") != 1:
             raise GansError(f"model.stage1_ckpt={path} is not a StackGAN stage-1 checkpoint (model.stage=1)")
-        weights = {k[len("generator."):]: v for k, v in state["state_dict"].items() if k.startswith("generator.")}
+        weights = {k[len("generator.") :]: v for k, v in state["state_dict"].items() if k.startswith("generator.")}
         try:
             self.stage1.load_state_dict(weights)
         except RuntimeError as err:
@@ -179,7 +185,9 @@ class StackGAN(AdversarialModule):
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         table = getattr(datamodule, "caption_embeddings", None)
         if table is None:
-            raise GansError("StackGAN draws images for captions: pass one, e.g. python -m gans.sample CKPT N OUT --text 'a dark ankle boot'")
+            raise GansError(
+                "StackGAN draws images for captions: pass one, e.g. python -m gans.sample CKPT N OUT --text 'a dark ankle boot'"
+            )
         ids = datamodule.train_caption_ids[:, 0]
         pick = ids[torch.randint(0, len(ids), (n,), device=ids.device)]
         return table[pick].to(self.device)

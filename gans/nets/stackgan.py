@@ -156,7 +156,9 @@ class Stage2Generator(nn.Module):
     ) -> None:
         super().__init__()
         if scale not in (2, 4) or image_size % (4 * scale):
-            raise GansError(f"model.scale={scale} must be 2 or 4, and data.image_size={image_size} a multiple of {4 * scale}")
+            raise GansError(
+                f"model.scale={scale} must be 2 or 4, and data.image_size={image_size} a multiple of {4 * scale}"
+            )
         self.image_size, self.channels, self.scale, self.output = image_size, channels, scale, "tanh"
         self.latent_dim = None  # z is not an input (sec. 3.3)
         self.augment = ConditioningAugmentation(embedding_dim, condition_dim)

@@ -94,4 +94,6 @@ def test_cub_reads_its_images_and_reeds_captions_and_names_both_urls_offline(tmp
     data = CUBDataModule(root=str(cub), download=False, text_encoder=encoder, image_size=8, val_size=2,
                          test_size=2, batch_size=2, on_device=False)  # fmt: skip
     data.setup("fit")
-    assert data.num_classes == 2 and len(data.train_images) == 4 and len(data.captions) == sum(i % 3 + 1 for i in range(8))
+    assert (
+        data.num_classes == 2 and len(data.train_images) == 4 and len(data.captions) == sum(i % 3 + 1 for i in range(8))
+    )

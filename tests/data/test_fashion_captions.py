@@ -27,7 +27,9 @@ def test_tone_is_the_foreground_mean_and_size_the_foreground_share():
 
 def test_buckets_split_at_the_tertiles_tone_over_all_items_and_size_per_class():
     # Class 0: boxes of 2, 4 and 6 pixels; class 1: boxes of 6, 8 and 10; tones 60, 150, 240.
-    images = torch.stack([item(12, box, value) for box, value in [(2, 60), (4, 150), (6, 240), (6, 60), (8, 150), (10, 240)]])
+    images = torch.stack(
+        [item(12, box, value) for box, value in [(2, 60), (4, 150), (6, 240), (6, 60), (8, 150), (10, 240)]]
+    )
     labels = torch.tensor([0, 0, 0, 1, 1, 1])
     thresholds = fc.fit_thresholds(images, labels, num_classes=2)
     tone, size = fc.measure(images, labels, thresholds)
@@ -35,7 +37,10 @@ def test_buckets_split_at_the_tertiles_tone_over_all_items_and_size_per_class():
     assert size.tolist() == [0, 1, 2, 0, 1, 2]  # a 6-pixel box: large for class 0, small for class 1
     captions = [fc.caption(int(y), int(t), int(s), 0) for y, t, s in zip(labels, tone, size)]
     assert captions[0] == "a small dark t-shirt" and captions[5] == "a large light pair of trousers"
-    assert fc.caption(9, 0, 1, 2) == "an ankle boot: dark, mid-size" and fc.caption(9, 0, 0, 1) == "a dark ankle boot, small"
+    assert (
+        fc.caption(9, 0, 1, 2) == "an ankle boot: dark, mid-size"
+        and fc.caption(9, 0, 0, 1) == "a dark ankle boot, small"
+    )
     for label, t, s, template in [(9, 0, 2, 0), (2, 1, 0, 1), (8, 2, 1, 2)]:
         assert fc.parse(fc.caption(label, t, s, template)) == (label, t, s)
     assert fc.parse("a dark ankle boot") is None

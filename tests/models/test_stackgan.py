@@ -11,7 +11,7 @@ import torch
 
 from gans.errors import GansError
 from gans.models.stackgan import StackGAN, matching_aware_loss
-from gans.nets.stackgan import Stage1Generator, Stage2Generator, StackGANDiscriminator
+from gans.nets.stackgan import StackGANDiscriminator, Stage1Generator, Stage2Generator
 
 SURE = 30.0  # a logit whose BCE against its own side is ~0
 
@@ -28,7 +28,7 @@ def test_matching_aware_loss_charges_each_pairing_with_its_weight(pairing, weigh
 
 
 def tiny_stackgan(stage: int = 1, **kwargs) -> StackGAN:
-    nets = dict(embedding_dim=8, channels=1, condition_dim=4)
+    nets = {"embedding_dim": 8, "channels": 1, "condition_dim": 4}
     adam = partial(torch.optim.Adam, lr=1e-3)
     return StackGAN(
         stage1_generator=Stage1Generator(image_size=8, latent_dim=5, width=4, **nets),

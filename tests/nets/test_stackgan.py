@@ -11,9 +11,9 @@ import torch
 from gans.errors import GansError
 from gans.nets.stackgan import (
     ConditioningAugmentation,
+    StackGANDiscriminator,
     Stage1Generator,
     Stage2Generator,
-    StackGANDiscriminator,
     kl_divergence,
 )
 
