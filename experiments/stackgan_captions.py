@@ -34,7 +34,7 @@ def main() -> None:
     torch.manual_seed(0)
     z = torch.randn(args.latents, model.latent_dim).repeat(len(CAPTIONS), 1)
     text = model.embed_text(list(CAPTIONS)).repeat_interleave(args.latents, 0)
-    low, high = model.generate_stages(z, text)
+    low, high = model.generate_stages(z, text, seed=0)
     if high is None:  # a stage-I checkpoint: its images alone
         pairs, per_row = low, args.latents
     else:

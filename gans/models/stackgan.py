@@ -199,10 +199,15 @@ class StackGAN(AdversarialModule):
         return network(self.stage1_images(z, condition), condition)[0]
 
     @torch.no_grad()
-    def generate_stages(self, z: Tensor, embedding: Tensor) -> tuple[Tensor, Tensor | None]:
-        """(stage-I images, stage-II images or None in stage 1) for the same z and captions."""
+    def generate_stages(self, z: Tensor, embedding: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """(stage-I images, stage-II images or None in stage 1) for the same z and captions. With
+        `seed`, the conditioning augmentation's eps is drawn from it (the run's random state is
+        left as it was), so evaluations and grids score the same conditions every time."""
         z, embedding = z.to(self.device), embedding.to(self.device)
-        with eval_mode(self.sampler) as sampler:
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, enabled=seed is not None), eval_mode(self.sampler) as sampler:
+            if seed is not None:
+                torch.manual_seed(seed)
             if self.stage == 1:
                 return sampler(z, embedding)[0].float(), None
             low = self.stage1_images(z, embedding)
@@ -254,7 +259,8 @@ class StackGAN(AdversarialModule):
         """The stage's FID at its side (`fid`), and in stage II stage I's at its own (`fid_stage1`),
         each generated image from the held-out caption and fixed latent of real image i."""
         z = self._eval_latents[batch["index"]]
-        low, high = self.generate_stages(z, self.condition_of(batch))
+        seed = self.sample_seed + 2 + int(batch["index"][0])  # per batch, the same at every evaluation
+        low, high = self.generate_stages(z, self.condition_of(batch), seed)
         low_real = resize(batch["image"], self.low_side)
         if high is None:
             return {"": (low_real, low)}
@@ -298,7 +304,7 @@ class StackGAN(AdversarialModule):
         texts, embeddings = self._grid
         rows, columns = len(texts), max(1, min(nrow, len(self.fixed_z)) // (1 if self.stage == 1 else 2))
         z = self.fixed_z[:columns].repeat(rows, 1)
-        low, high = self.generate_stages(z, embeddings.to(self.device).repeat_interleave(columns, 0))
+        low, high = self.generate_stages(z, embeddings.to(self.device).repeat_interleave(columns, 0), self.sample_seed)
         if high is None:
             grids = {"samples": (low, columns, texts)}
         else:
@@ -309,6 +315,7 @@ class StackGAN(AdversarialModule):
             n = min(interpolation_rows, rows)
             t = torch.linspace(0.0, 1.0, steps, device=z.device).view(1, -1, 1)
             path = (t * self.fixed_z[0] + (1.0 - t) * self.fixed_z[1]).expand(n, -1, -1).flatten(0, 1)
-            low, high = self.generate_stages(path, embeddings[:n].to(self.device).repeat_interleave(steps, 0))
+            text = embeddings[:n].to(self.device).repeat_interleave(steps, 0)
+            low, high = self.generate_stages(path, text, self.sample_seed)
             grids["interpolation"] = (low if high is None else high, steps, texts[:n])
         return grids

@@ -113,3 +113,18 @@ def test_sampling_takes_a_caption_and_refuses_without_one(monkeypatch):
         generation.sample(model, 3)  # no data attached, no caption: nothing to condition on
     with pytest.raises(GansError, match="not conditioned on text"):
         generation.text_condition(torch.nn.Linear(1, 1), "a bag", 2)
+
+
+def test_evaluation_draws_the_same_augmented_conditions_every_time_and_leaves_the_rng_alone():
+    model = tiny_stackgan()
+    z, text = torch.randn(3, 5), torch.randn(3, 8)
+    torch.manual_seed(0)
+    first, _ = model.generate_stages(z, text, seed=7)
+    state = torch.get_rng_state()
+    torch.manual_seed(1)
+    again, _ = model.generate_stages(z, text, seed=7)
+    assert torch.equal(first, again)
+    torch.manual_seed(0)
+    model.generate_stages(z, text, seed=7)
+    assert torch.equal(torch.get_rng_state(), state)  # training noise is not consumed
+    assert not torch.equal(first, model.generate_stages(z, text, seed=8)[0])  # eps does matter
