@@ -26,6 +26,13 @@ def label_condition(model, label: int, n: int, option: str = "--label") -> torch
     return torch.full((n,), label, dtype=torch.int64, device=model.device)
 
 
+def text_condition(model, text: str, n: int, option: str = "--text") -> torch.Tensor:
+    """n copies of a caption's embedding, for text-conditional models (StackGAN)."""
+    if not hasattr(model, "embed_text"):
+        raise GansError(f"{option} {text!r}: {type(model).__name__} is not conditioned on text; drop {option}")
+    return model.embed_text([text]).expand(n, -1)
+
+
 def check_generates(model) -> None:
     """Refuse models that draw nothing from a latent (image-to-image models translate inputs)."""
     if not getattr(model, "latent_dim", None):
@@ -34,10 +41,17 @@ def check_generates(model) -> None:
 
 @torch.no_grad()
 def sample(
-    model, n: int, batch_size: int = 1000, seed: int = 0, label: int | None = None, option: str = "--label"
+    model,
+    n: int,
+    batch_size: int = 1000,
+    seed: int = 0,
+    label: int | None = None,
+    option: str = "--label",
+    text: str | None = None,
 ) -> np.ndarray:
     """n images as uint8 (N, H, W, C), latents (and conditions) drawn from a seeded generator;
-    `label`: the class of every image, for class-conditional models."""
+    `label`: the class of every image, for class-conditional models; `text`: the caption of every
+    image, for text-conditional ones."""
     check_generates(model)
     if n < 1:
         raise GansError(f"asked for {n} images: ask for at least one")
@@ -46,6 +60,8 @@ def sample(
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
         condition = None if label is None else label_condition(model, label, size, option)
+        if text is not None:
+            condition = text_condition(model, text, size)
         chunks.append(to_uint8(model.generate(size, condition)).cpu())
     return torch.cat(chunks).permute(0, 2, 3, 1).numpy()
 

@@ -253,6 +253,11 @@ class GenerativeModule(L.LightningModule, ABC):
         """n conditions for new samples when none are given (None for unconditional models)."""
         return None
 
+    def condition_classes(self, batch: dict[str, Tensor]) -> Tensor:
+        """The class labels a batch's conditions ask for (class-aware metrics of class-conditional
+        models): the condition itself for a class label; a text model returns the captions' classes."""
+        return self.condition_of(batch)
+
     def grid_conditions(self, n: int) -> Tensor | None:
         """The conditions of the fixed grid latents (None for unconditional models)."""
         return None
@@ -656,7 +661,7 @@ class GenerativeModule(L.LightningModule, ABC):
                 with exact_float32(self.device):
                     fake_features = distances.inception(fakes)
                 distances.update(fake_features, real=False)
-                intra_fid.update(fake_features, self.condition_of(batch), real=False)
+                intra_fid.update(fake_features, self.condition_classes(batch), real=False)
                 if self._collect_class_real[stage]:
                     intra_fid.update(real_features[key], batch["label"], real=True)
             else:
@@ -747,7 +752,7 @@ class GenerativeModule(L.LightningModule, ABC):
 
     def _update_class_statistics(self, stage: str, batch: dict[str, Tensor], fakes: Tensor) -> None:
         net = self._classifier["net"]
-        requested = self.condition_of(batch) if self._conditional_on_class else None
+        requested = self.condition_classes(batch) if self._conditional_on_class else None
         self._class_stats[stage].update(predict(net, fakes), predict(net, batch["image"]), batch["label"], requested)
 
     def class_names(self, num_classes: int) -> list[str]:
