@@ -1,6 +1,6 @@
-"""StackGAN through `run.py`: a stage-I sweep, an exact resume inside stage I, stage II on two CPU
-processes from the stage-I checkpoint with FID per stage and the text-image consistency scores,
-and `gans.sample --text` (four CLI runs, all debug=smoke)."""
+"""StackGAN through `run.py`: a stage-I sweep, an exact resume inside each stage, stage II on two
+CPU processes from the stage-I checkpoint with FID per stage and the text-image consistency
+scores, and `gans.sample --text` (seven CLI runs, all debug=smoke)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import torch
 from PIL import Image
 
 from gans.tools.sample import main as sample_main
-from tests.test_run import assert_ok, run, wandb_metrics
+from tests.test_run import assert_ok, resumed_equals_straight, run, wandb_metrics
 
 STACKGAN = ["model=stackgan", "debug=smoke"]
 NO_EVAL = ["logger=none", "test=false", "model.eval_fid=false", "optimized_metric=null"]
 
 
-def test_stage_one_sweeps_and_resumes_exactly_then_stage_two_trains_on_it_with_fid_per_stage(tmp_path):
+def test_each_stage_resumes_exactly_and_stage_two_trains_on_stage_one_with_fid_per_stage(tmp_path):
     # Stage I, a sweep of two lengths: the 1-epoch job is resumed to 2 epochs and must equal the 2-epoch job.
     sweep = tmp_path / "sweep"
     assert_ok(run("--multirun", *STACKGAN, *NO_EVAL, "trainer.max_epochs=2,1", f"hydra.sweep.dir={sweep}"))
@@ -31,8 +31,12 @@ def test_stage_one_sweeps_and_resumes_exactly_then_stage_two_trains_on_it_with_f
         assert torch.equal(value, again["state_dict"][key]), key
     assert not any(key.startswith("stage1.") for key in straight["state_dict"])
 
-    # Stage II on two processes from the stage-I checkpoint: G0 frozen, FID at each stage's side.
     stage1 = sweep / "0" / "checkpoints" / "last.ckpt"
+    resumed_equals_straight(
+        tmp_path / "stage2_resume", *STACKGAN, *NO_EVAL, "model.stage=2", f"model.stage1_ckpt={stage1}"
+    )
+
+    # Stage II on two processes from the stage-I checkpoint: G0 frozen, FID at each stage's side.
     run_dir = tmp_path / "stage2"
     assert_ok(run(*STACKGAN, "trainer=ddp_cpu", "model.stage=2", f"model.stage1_ckpt={stage1}", "test=false",
                   "data.max_eval_samples=16", f"hydra.run.dir={run_dir}"))  # fmt: skip
