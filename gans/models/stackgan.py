@@ -266,6 +266,12 @@ class StackGAN(AdversarialModule):
             return {"": (low_real, low)}
         return {"": (batch["image"], high), "stage1": (low_real, low)}
 
+    def reference_stream(self, stream: str) -> str:
+        """Real features are named by the side they are taken at: stage I's 16x16 reals and stage II's
+        32x32 reals of the same images must not share a cache file (stage II's `fid_stage1` and a
+        stage-I run's `fid` do share one)."""
+        return f"{self.low_side if stream == 'stage1' else self.generator.image_size}px"
+
     def _update_class_statistics(self, stage: str, batch: dict[str, Tensor], fakes: Tensor) -> None:
         """Class accuracy against the caption's class (the real data's classifier, at the data's
         side), and, where the data measure attributes, tone and size accuracy against the caption."""

@@ -128,3 +128,9 @@ def test_evaluation_draws_the_same_augmented_conditions_every_time_and_leaves_th
     model.generate_stages(z, text, seed=7)
     assert torch.equal(torch.get_rng_state(), state)  # training noise is not consumed
     assert not torch.equal(first, model.generate_stages(z, text, seed=8)[0])  # eps does matter
+
+
+def test_real_features_are_named_by_their_side_so_the_stages_never_share_a_cache_file():
+    first, second = tiny_stackgan(stage=1), tiny_stackgan(stage=2)
+    assert first.reference_stream("") == second.reference_stream("stage1") == f"{first.low_side}px"
+    assert second.reference_stream("") == f"{2 * first.low_side}px"
