@@ -29,6 +29,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
@@ -36,6 +37,7 @@ from torchvision.utils import make_grid, save_image
 
 from gans.callbacks.samples import label_rows
 from gans.checkpoint import load_model, require_checkpoint, run_config
+from gans.errors import GansError
 from gans.generation import sample
 from gans.metrics.memorisation import closest_pairs, memorisation_summary, nearest_neighbours
 from gans.metrics.prdc import DENSITY_COVERAGE_K, PRECISION_RECALL_K, prdc
@@ -88,7 +90,14 @@ def evaluate(cfg: DictConfig) -> float | None:
     model = load_model(checkpoint, "cpu", weights_only=cfg.ckpt_weights_only)
     # The base's test evaluation computes these; KID also keeps the features PRDC reads.
     model.eval_fid, model.eval_kid = True, True
-    datamodule = instantiate(evaluation_data(cfg, run_cfg))
+    try:
+        datamodule = instantiate(evaluation_data(cfg, run_cfg))
+    except InstantiationException as err:  # a run of older code whose data config no longer builds
+        raise GansError(
+            f"{checkpoint}: its run's data config does not build with this code "
+            f"({str(err.__cause__ or err).splitlines()[0].rstrip(':')}): "
+            "pass data=NAME, a data config of this version (conf/data)"
+        ) from None
     datamodule.prepare_data()
     features = TestFeatures()
     trainer = instantiate(

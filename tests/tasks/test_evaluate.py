@@ -69,3 +69,19 @@ def test_evaluate_a_translation_model_without_sample_metrics(tmp_path):
 def test_evaluate_without_a_checkpoint_fails_with_one_line(tmp_path, ckpt_path, message):
     given = [] if ckpt_path is None else [f"ckpt_path={ckpt_path}"]
     assert one_line_error(run("task=evaluate", *given, f"hydra.run.dir={tmp_path}")).endswith(message)
+
+
+def test_a_run_whose_data_config_no_longer_builds_is_one_line_naming_data(smoke_dcgan, tmp_path):
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    old = tmp_path / "old_run"  # a run of older code: its data module has since moved
+    shutil.copytree(smoke_dcgan / ".hydra", old / ".hydra")
+    shutil.copytree(smoke_dcgan / "checkpoints", old / "checkpoints")
+    config = OmegaConf.load(old / ".hydra" / "config.yaml")
+    config.data._target_ = "gans.data.image_pairs.FashionEdgesDataModule"
+    OmegaConf.save(config, old / ".hydra" / "config.yaml")
+    line = one_line_error(run("task=evaluate", f"ckpt_path={old}/checkpoints/last.ckpt", f"hydra.run.dir={tmp_path}/e"))
+    assert "its run's data config does not build with this code" in line
+    assert line.endswith("pass data=NAME, a data config of this version (conf/data)")
