@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,7 +15,10 @@ from gans.data.base import InMemoryImageDataModule
 
 # One cache for the whole session (converted Inception weights, real-image features), set before
 # any test imports the metrics, and shared with the CLI subprocesses through the environment.
-os.environ.setdefault("GANS_CACHE", tempfile.mkdtemp(prefix="gans-test-cache-"))
+if "GANS_CACHE" not in os.environ:
+    os.environ["GANS_CACHE"] = tempfile.mkdtemp(prefix="gans-test-cache-")
+    # The process that made it removes it (100 MB each: converted Inception weights, features).
+    atexit.register(shutil.rmtree, os.environ["GANS_CACHE"], ignore_errors=True)
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 if "PYTEST_XDIST_WORKER" in os.environ:
