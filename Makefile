@@ -57,7 +57,7 @@ run: install
 
 # One test worker per core (pytest-xdist; work stealing, since a few CLI tests are long): most tests
 # are CLI runs that wait on imports and one core.
-PYTEST_ARGS ?= -n auto --maxprocesses 4 --dist worksteal
+PYTEST_ARGS ?= -n auto --maxprocesses 4 --dist worksteal --durations=25
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
