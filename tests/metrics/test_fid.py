@@ -251,3 +251,42 @@ def test_fid_keeps_the_real_root_until_the_real_side_changes(monkeypatch):
     metric.update(real[:10], real=True)  # the real side changed: a new root
     metric.compute()
     assert len(roots) == 2
+
+
+def test_sample_space_form_equals_the_symmetric_one_when_one_side_has_fewer_samples_than_dimensions():
+    from torchmetrics.image.fid import _compute_fid
+
+    from gans.metrics import fid
+
+    g = torch.Generator().manual_seed(2)
+    for n_a, n_b in ((300, 40), (20, 5), (50, 128)):  # the last: as many samples as dimensions
+        a = torch.randn(n_a, 128, generator=g, dtype=torch.float64) * torch.rand(128, generator=g, dtype=torch.float64)
+        b = 0.5 + torch.randn(n_b, 128, generator=g, dtype=torch.float64)
+        mean_a, mean_b, cov_a, cov_b = a.mean(0), b.mean(0), torch.cov(a.T), torch.cov(b.T)
+        expected = float(_compute_fid(mean_a, cov_a, mean_b, cov_b))
+        sample_space = float(fid.frechet_distance(mean_a, cov_a, mean_b, cov_b, rows_b=b))
+        assert sample_space == pytest.approx(float(fid.frechet_distance(mean_a, cov_a, mean_b, cov_b)), rel=1e-7)
+        assert sample_space == pytest.approx(expected, rel=1e-6)
+
+
+def test_fid_of_fewer_generated_samples_than_dimensions_takes_no_matrix_square_root(fid_reference, monkeypatch):
+    from gans.metrics import fid
+    from gans.metrics.intra_fid import frechet_distance as fid_of_rows  # a third exact form, checked against scipy
+
+    roots = []
+    square_root = fid.sqrt_psd
+    monkeypatch.setattr(fid, "sqrt_psd", lambda m: roots.append(m) or square_root(m))
+    g = torch.Generator().manual_seed(3)
+    real = torch.rand(60, 2048, generator=g) * torch.rand(2048, generator=g)
+    fake = torch.rand(1030, 2048, generator=g) * torch.rand(2048, generator=g)
+    metric = FeatureDistances(inception=fid_reference[0].inception)
+    metric.update(real, real=True)
+    metric.update(fake[:30], real=False)
+    assert metric.compute()["fid"] == pytest.approx(float(fid_of_rows(real, fake[:30])), rel=1e-6)
+    assert roots == []  # a 30 x 30 eigenproblem, not 2048 x 2048
+    metric.reset()
+    metric.update(fake, real=False)
+    metric.update(fake + 0.01, real=False)  # 2,060 > 2,048 generated: rows dropped, the root form scores
+    both = torch.cat([fake, fake + 0.01])
+    assert metric.compute()["fid"] == pytest.approx(float(fid_of_rows(real, both)), rel=1e-6)
+    assert len(roots) == 1 and metric._fake_rows is None
