@@ -216,7 +216,6 @@ class GenerativeModule(L.LightningModule, ABC):
         self._stepping: Update | None = None  # the update inside optimizer.step(), for its hook
         self._logging: bool | None = None  # within a training step: whether it logs
         self._direct_backward: bool | None = None  # see `backward_of`
-        self._direct_step = False  # see `step_of`
         self._toggle_plans: dict[tuple[int, ...], list[Tensor]] = {}
 
     def setup_sampling(self) -> None:
@@ -423,7 +422,7 @@ class GenerativeModule(L.LightningModule, ABC):
             self.backward_of(loss)
             self._stepping = update
             try:
-                self.step_of(optimizer)  # gradient clipping and the norm: `on_before_optimizer_step`
+                optimizer.step()  # gradient clipping and the norm: `on_before_optimizer_step`
             finally:
                 self._stepping = None
         finally:
@@ -497,30 +496,13 @@ class GenerativeModule(L.LightningModule, ABC):
         call in Python, which a GPU waits for at small batches). DDP (its gradient-sync
         preparation), fp16 (loss scaling) and any listener take Lightning's path."""
         if self._direct_backward is None:
-            self._choose_direct_paths()
+            self._direct_backward = self._backward_is_plain()
         if self._direct_backward:
             loss.backward()
         else:
             self.manual_backward(loss)
 
-    def step_of(self, optimizer) -> None:
-        """`optimizer.step()` of the Lightning-wrapped optimizer, or what it amounts to where Lightning
-        would only count the step and call `on_before_optimizer_step` (the same conditions as
-        `backward_of`, and no callback listening to that hook): its path through the strategy,
-        the precision plugin, a closure and every callback's hook cost ~0.1 ms a step in Python."""
-        if self._direct_backward is None:
-            self._choose_direct_paths()
-        if not self._direct_step:
-            optimizer.step()
-            return
-        inner = optimizer.optimizer
-        optimizer._on_before_step()  # the manual loop's step count: `global_step`, checkpoints, logging
-        self.on_before_optimizer_step(inner)
-        inner.step()
-        optimizer._on_after_step()
-
-    def _choose_direct_paths(self) -> None:
-        """Where `backward_of` and `step_of` may skip Lightning's Python (once per fit)."""
+    def _backward_is_plain(self) -> bool:
         from lightning.pytorch.plugins.precision import MixedPrecision, Precision
         from lightning.pytorch.profilers import PassThroughProfiler
         from lightning.pytorch.strategies import SingleDeviceStrategy
@@ -532,14 +514,12 @@ class GenerativeModule(L.LightningModule, ABC):
         hooks = ("on_before_backward", "on_after_backward")
         listened = any(is_overridden(h, callback, L.Callback) for callback in trainer.callbacks for h in hooks)
         listened |= any(is_overridden(h, self, L.LightningModule) for h in (*hooks, "backward"))
-        self._direct_backward = (
+        return (
             type(trainer.strategy) is SingleDeviceStrategy
             and unscaled
             and isinstance(trainer.profiler, PassThroughProfiler)
             and not listened
         )
-        step_listened = any(is_overridden("on_before_optimizer_step", c, L.Callback) for c in trainer.callbacks)
-        self._direct_step = self._direct_backward and not step_listened
 
     def on_train_start(self) -> None:
         self._direct_backward = None  # decided again for this fit's strategy, precision and callbacks
