@@ -200,7 +200,7 @@ def compute_scores(
 def progress_bar(total: int, name: str | None) -> Iterator[tqdm]:
     """A bar of images done and images per second on stderr (none when `name` is None).
 
-    Inception costs ~0.1 s per image on a CPU core, so 2,500 images take minutes. The bar stays
+    Inception costs ~0.15-0.4 s per image on a CPU core, so 2,500 images take minutes. The bar stays
     after a pass; a pass that fails clears it, so the error is the one line left on stderr.
     """
     bar = tqdm(total=total, desc=name, unit="img", file=sys.stderr, disable=name is None, dynamic_ncols=True)
