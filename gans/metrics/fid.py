@@ -180,9 +180,9 @@ class FeatureDistances(nn.Module):
         if len(images) == 0:
             return
         with exact_float32(images.device):
+            features = images if _is_features(images) else self.inception(images)  # once for every metric
             for metric in self._metrics():
-                metric.update(images, real=real)
-            features = images if _is_features(images) else self.inception(images)  # ran once, above
+                metric.update(features, real=real)
             if real:
                 self._real_features.append(features.float().cpu())
             else:
