@@ -197,11 +197,10 @@ class FeatureDistances(nn.Module):
         else:
             self._fake_rows.append(features.float())
 
-    def _gathered_fake_rows(self) -> Tensor | None:
-        """Every process's generated features, where FID's sample-space form applies (fewer
-        samples than feature dimensions, summed over processes: then no process dropped its
-        rows). Collective under torch.distributed: every rank decides from the same sums."""
-        _, num_fake = self.synced_counts()
+    def _gathered_fake_rows(self, num_fake: int) -> Tensor | None:
+        """Every process's generated features, where FID's sample-space form applies (`num_fake`,
+        summed over processes, at most the feature dimensions: then no process dropped its rows).
+        Collective under torch.distributed: every rank decides from the same sum."""
         if num_fake > self.inception.num_features:
             return None  # (at most that many in all: no process dropped its rows)
         device = self.fid.fake_features_sum.device
@@ -216,10 +215,11 @@ class FeatureDistances(nn.Module):
         """{"fid"} (and {"kid", "kid_std"}), synced over processes, in float32 (`exact_float32`):
         KID's polynomial kernel is a float32 matmul that autocast would run in bf16."""
         with exact_float32(self.fid.real_features_sum.device):
-            self.fid.fake_rows = self._gathered_fake_rows()
+            counts = self.synced_counts()  # one all-reduce serves both uses
+            self.fid.fake_rows = self._gathered_fake_rows(counts[1])
             scores = {"fid": self.fid.compute().float()}
             if self.kid is not None:
-                self.kid.subset_size = min(self.kid_subset_size, *self.synced_counts())
+                self.kid.subset_size = min(self.kid_subset_size, *counts)
                 mean, std = self.kid.compute()
                 scores.update(kid=mean.float(), kid_std=std.float())
         return scores
