@@ -19,6 +19,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import Any
 
 import lightning as L
 import torch
@@ -209,6 +210,13 @@ class DeviceDataModule(L.LightningDataModule, ABC):
 
         for name in self.tensor_names():
             setattr(self, name, moved(getattr(self, name)))
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # With `on_device` the batches are indexed on the training device already; Lightning's
+        # walk over the batch would find nothing to move, at Python cost every iteration.
+        if isinstance(batch, dict) and all(isinstance(v, Tensor) and v.device == device for v in batch.values()):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def forget_fingerprints(self) -> None:
         """New data, new fingerprints."""

@@ -107,7 +107,7 @@ class DCGAN(AdversarialModule):
         loss = losses.bce_discriminator_loss(
             real_logits, fake_logits, self.real_label, self.fake_label, self.label_flip
         )
-        return loss, {"D(x)": real_logits.detach().sigmoid().mean(), "D(G(z))": fake_logits.detach().sigmoid().mean()}
+        return loss, self.mean_probabilities({"D(x)": real_logits, "D(G(z))": fake_logits})
 
     def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Descend the generator objective on a fresh minibatch of noise."""

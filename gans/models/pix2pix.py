@@ -72,10 +72,7 @@ class Pix2Pix(ImageToImageModule):
         real_logits = self.judge(inputs, batch["B"])
         fake_logits = self.judge(inputs, self._fake(batch).detach())
         loss = 0.5 * losses.bce_discriminator_loss(real_logits, fake_logits)
-        return loss, {
-            "D(A,B)": real_logits.detach().sigmoid().mean(),
-            "D(A,G(A))": fake_logits.detach().sigmoid().mean(),
-        }
+        return loss, self.mean_probabilities({"D(A,B)": real_logits, "D(A,G(A))": fake_logits})
 
     def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """-log D(a, G(a)) + lambda * |b - G(a)|_1. Logged `l1_loss` is before the weight."""

@@ -102,7 +102,7 @@ class SRGAN(SuperResolution, AdversarialModule):
         real_logits = self.discriminator(batch["hr"])
         fake_logits = self.discriminator(batch["fake"].detach())
         loss = losses.bce_discriminator_loss(real_logits, fake_logits)
-        return loss, {"D(x)": real_logits.detach().sigmoid().mean(), "D(G(z))": fake_logits.detach().sigmoid().mean()}
+        return loss, self.mean_probabilities({"D(x)": real_logits, "D(G(z))": fake_logits})
 
     def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """l_X + 1e-3 * -log D(G(I_LR)); logged before the weights."""

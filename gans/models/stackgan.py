@@ -244,8 +244,7 @@ class StackGAN(AdversarialModule):
         real_mismatch = self.discriminator(real, batch["wrong_embedding"])
         fake_match = self.discriminator(fake, text)
         loss = matching_aware_loss(real_match, real_mismatch, fake_match, self.mismatch_weight)
-        stats = {"D(x)": real_match, "D(x,wrong)": real_mismatch, "D(G(z))": fake_match}
-        return loss, {k: v.detach().sigmoid().mean() for k, v in stats.items()}
+        return loss, self.mean_probabilities({"D(x)": real_match, "D(x,wrong)": real_mismatch, "D(G(z))": fake_match})
 
     def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Descend -log D(G(z, c), phi_t) + lambda * KL(N(mu, Sigma) || N(0, I))."""

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gans.errors import GansError
 
 OUTPUTS = ("linear", "tanh")
+RESIDUALS = ("none", "bicubic")
 
 
 def upsampling_steps(scale: int) -> int:
@@ -51,12 +54,24 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def icnr_(conv: nn.Conv2d, factor: int = 2) -> None:
+    """ICNR init of a conv feeding PixelShuffle(factor): output channel c * factor^2 + k (sub-pixel
+    k of channel c) gets channel c's kernel, drawn once by the conv's own default init."""
+    sub = factor**2
+    seed = nn.Conv2d(conv.in_channels, conv.out_channels // sub, conv.kernel_size, padding=conv.padding)
+    with torch.no_grad():
+        conv.weight.copy_(seed.weight.repeat_interleave(sub, dim=0))
+        conv.bias.copy_(seed.bias.repeat_interleave(sub))
+
+
 class Upsample(nn.Module):
     """conv3x3 to 4x the channels, pixel shuffle x2 (C*4, H, W -> C, 2H, 2W), PReLU."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, icnr: bool = True) -> None:
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(width, 4 * width, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(width))
+        if icnr:
+            icnr_(self.body[0])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x)
@@ -71,26 +86,50 @@ class SRResNet(nn.Module):
         width: feature channels (64).
         channels: image channels (3).
         output: "linear" (the paper's fig. 4) or "tanh".
+        icnr: ICNR init of the sub-pixel convs (True) or the default init.
+        residual: "none" (the paper) or "bicubic": the output is bicubic upsampling plus the network's.
     """
 
     def __init__(
-        self, scale: int = 4, blocks: int = 16, width: int = 64, channels: int = 3, output: str = "linear"
+        self,
+        scale: int = 4,
+        blocks: int = 16,
+        width: int = 64,
+        channels: int = 3,
+        output: str = "linear",
+        icnr: bool = True,
+        residual: str = "none",
     ) -> None:
         super().__init__()
         if output not in OUTPUTS:
             raise GansError(f"model.generator.output={output!r} must be one of {', '.join(OUTPUTS)}")
-        self.scale = scale
+        if residual not in RESIDUALS:
+            raise GansError(f"model.generator.residual={residual!r} must be one of {', '.join(RESIDUALS)}")
+        if residual == "bicubic" and output == "tanh":
+            raise GansError("model.generator.residual=bicubic needs model.generator.output=linear: the network "
+                            "adds a signed difference to bicubic upsampling, which tanh would bound to [-1, 1]")  # fmt: skip
+        self.scale, self.residual = scale, residual
         self.head = nn.Sequential(nn.Conv2d(channels, width, 9, padding=4), nn.PReLU(width))
         self.blocks = nn.Sequential(*(ResidualBlock(width) for _ in range(blocks)))
         self.fuse = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width))
-        self.upsample = nn.Sequential(*(Upsample(width) for _ in range(upsampling_steps(scale))))
+        self.upsample = nn.Sequential(*(Upsample(width, icnr) for _ in range(upsampling_steps(scale))))
         self.tail = nn.Conv2d(width, channels, 9, padding=4)
+        if residual == "bicubic":
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)
+            # a marker in the state dict: weights trained as a residual do not load into a plain
+            # generator (or back) without an error naming the mismatch
+            self.register_buffer("bicubic_residual", torch.ones(()))
         self.output = nn.Tanh() if output == "tanh" else nn.Identity()
 
     def forward(self, lr: Tensor) -> Tensor:
         features = self.head(lr)
         features = features + self.fuse(self.blocks(features))  # the global skip
-        return self.output(self.tail(self.upsample(features)))
+        sr = self.output(self.tail(self.upsample(features)))
+        if self.residual == "bicubic":
+            # unclamped: clamping here would zero the gradient where bicubic overshoots
+            sr = sr + F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return sr
 
 
 class SRDiscriminator(nn.Module):

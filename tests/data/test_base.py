@@ -203,6 +203,15 @@ def test_train_loader_batches_follow_the_sampler():
         assert torch.equal(batch["label"], dm.train_labels[batch["index"]])
 
 
+def test_a_batch_already_on_the_device_skips_lightning_s_transfer_and_others_move():
+    dm, cpu = ready(n=20, val_size=2), torch.device("cpu")
+    batch = next(iter(dm.train_dataloader()))
+    assert dm.transfer_batch_to_device(batch, cpu, 0) is batch
+    captioned = {**batch, "caption": ["a"] * 4}  # not all tensors: Lightning's walk, same contents
+    moved = dm.transfer_batch_to_device(captioned, cpu, 0)
+    assert moved is not captioned and moved["caption"] == ["a"] * 4 and torch.equal(moved["image"], batch["image"])
+
+
 def test_train_order_sharded_over_ranks():
     dm = ready(n=51, val_size=10, n_test=3)  # 41 training images: 20 per rank, one dropped
     shards = []

@@ -269,3 +269,42 @@ def test_ema_decay_warms_up_so_early_samples_are_not_the_initial_weights():
     assert late[0].item() == pytest.approx(0.001, rel=1e-4)  # the configured decay, once warmed up
     with pytest.raises(GansError, match=r"model.ema_decay=1.5 must be in \(0, 1\)"):
         ema_with_warmup(1.5)
+
+
+class StepListener(L.Callback):
+    """A callback that listens to the backward and the optimizer step: Lightning's own path is taken."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.calls.append("backward")
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.calls.append("step")
+
+
+def test_the_direct_backward_and_step_train_exactly_as_lightning_s_path(tmp_path, random_images):
+    """`backward_of` and `step_of` skip Lightning's dispatch where it would only call this module:
+    the same weights bit for bit, the same global_step, clipping and logged gradient norms."""
+
+    def run(*callbacks):
+        L.seed_everything(3)
+        model = RecordingDCGAN(Generator(16, 16, 1, width=8), Discriminator(16, 1, width=8), adam, adam,
+                               eval_fid=False, gradient_clip_d=1e-3)  # fmt: skip
+        trainer = make_trainer(tmp_path, limit_train_batches=3, limit_val_batches=0, callbacks=list(callbacks))
+        trainer.fit(model, datamodule=random_images())
+        logged = {k: float(v) for k, v in trainer.logged_metrics.items() if "grad_norm" in k}
+        return model, trainer, logged
+
+    direct, direct_trainer, direct_logged = run()
+    listener = StepListener()
+    lightning, lightning_trainer, lightning_logged = run(listener)
+    assert (direct._direct_backward, direct._direct_step) == (True, True)
+    assert (lightning._direct_backward, lightning._direct_step) == (False, False)
+    assert listener.calls == ["backward", "step"] * 6
+    assert direct_trainer.global_step == lightning_trainer.global_step == 6  # two optimizer steps an iteration
+    for a, b in zip(direct.parameters(), lightning.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert direct.after == lightning.after and all(n <= 1e-3 * 1.0001 for k, n in direct.after if k == "discriminator")
+    assert direct_logged == lightning_logged and set(direct_logged) == {"train/grad_norm_d", "train/grad_norm_g"}

@@ -102,3 +102,12 @@ def test_label_settings_are_checked():
         make_model(real_label=[1.2, 0.7])
     with pytest.raises(GansError, match=r"model.label_flip=0.7 must be a probability in \[0, 0.5\)"):
         make_model(label_flip=0.7)
+
+
+def test_d_statistics_are_computed_on_logging_steps_only():
+    model = make_model()
+    batch = {"image": torch.rand(4, 1, 16, 16) * 2 - 1}
+    model._logging = False  # inside a training step that does not log
+    assert model.discriminator_loss(batch)[1] == {}
+    model._logging = True
+    assert set(model.discriminator_loss(batch)[1]) == {"D(x)", "D(G(z))"}

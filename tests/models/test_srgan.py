@@ -53,6 +53,14 @@ def test_srgan_starts_from_an_srresnet_checkpoint(tmp_path):
     with pytest.raises(GansError, match="does not fit this generator") as info:
         srgan(generator_init=str(path))
     assert "\n" not in str(info.value)
+    residual = SRResNet(Generator(4, blocks=1, width=8, residual="bicubic"), ADAM, eval_fid=False)
+    torch.save({"state_dict": residual.state_dict()}, path)
+    with pytest.raises(GansError, match="does not fit this generator.*bicubic_residual") as info:
+        srgan(generator_init=str(path))  # a residual SRResNet into the paper's generator
+    assert "\n" not in str(info.value)
+    model = SRGAN(Generator(4, blocks=1, width=8, residual="bicubic"), SRDiscriminator(16, width=4), ADAM, ADAM,
+                  eval_fid=False, content_loss="mse", generator_init=str(path))  # fmt: skip
+    assert torch.equal(model.generator.tail.weight, residual.generator.tail.weight)
 
 
 def test_the_content_network_is_frozen_float32_and_out_of_checkpoints_optimizers_and_ddp():

@@ -53,3 +53,39 @@ def test_a_scale_the_generator_cannot_do_is_one_line(scale):
                                "pixel-shuffle steps, so the scale must be a power of two (2, 4 or 8)")  # fmt: skip
     with pytest.raises(GansError, match="multiple of 16"):
         SRDiscriminator(40)
+
+
+def test_icnr_starts_each_sub_pixel_conv_as_nearest_neighbour_upsampling():
+    torch.manual_seed(0)
+    block = Upsample(4).eval()
+    out = block(torch.randn(2, 4, 5, 6))
+    # every 2x2 cell of the output is one value: the conv's output repeated (Aitken et al. 2017)
+    assert torch.equal(out, nn.functional.interpolate(out[..., ::2, ::2], scale_factor=2, mode="nearest"))
+    plain = Upsample(4, icnr=False).eval()(torch.randn(2, 4, 5, 6))
+    assert not torch.equal(plain, nn.functional.interpolate(plain[..., ::2, ::2], scale_factor=2, mode="nearest"))
+
+
+def test_a_bicubic_residual_generator_starts_at_bicubic_and_learns_the_difference():
+    torch.manual_seed(0)
+    net = SRResNet(scale=4, blocks=1, width=4, residual="bicubic").eval()
+    lr = torch.rand(1, 3, 6, 5) * 2 - 1
+    bicubic = nn.functional.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.equal(net(lr), bicubic)
+    with torch.no_grad():
+        net.tail.bias.fill_(0.1)
+    assert torch.allclose(net(lr), bicubic + 0.1)
+
+
+def test_residual_and_plain_weights_do_not_load_into_each_other():
+    plain, residual = SRResNet(blocks=1, width=4), SRResNet(blocks=1, width=4, residual="bicubic")
+    with pytest.raises(RuntimeError, match="bicubic_residual"):
+        plain.load_state_dict(residual.state_dict())
+    with pytest.raises(RuntimeError, match="bicubic_residual"):
+        residual.load_state_dict(plain.state_dict())
+
+
+def test_a_residual_option_it_cannot_do_is_one_line():
+    with pytest.raises(GansError, match=r"model.generator.residual='vdsr' must be one of none, bicubic"):
+        SRResNet(residual="vdsr")
+    with pytest.raises(GansError, match="needs model.generator.output=linear"):
+        SRResNet(residual="bicubic", output="tanh")
