@@ -77,19 +77,21 @@ def summary_line(
     kimg: float,
     train_minutes: float,
     stopped_by_budget: bool,
-    score: tuple[str, float, int, int] | None,
+    score: tuple[str, float, int, int, int | None] | None,
     total_minutes: float,
     budget_minutes: float,
 ) -> str:
     """The one line a budgeted run ends with: what it trained, what it scored, how long it took.
-    `score` is (stage name, FID, generated images, real images), None when no FID was computed."""
+    `score` is (stage name, FID, generated images, real images, the iteration of the checkpoint
+    scored where it is not the last one trained, else None); None when no FID was computed."""
     stop = "; the budget stopped training" if stopped_by_budget else ""
     line = f"trained {iterations} iterations ({kimg:.1f} kimg) in {train_minutes:.1f} min{stop}; "
     if score is None:
         line += "no FID computed; "
     else:
-        name, fid, generated, real = score
-        line += f"{name} FID {fid:.1f} ({generated} generated vs {real} {name} images); "
+        name, fid, generated, real, scored_iteration = score
+        of = "" if scored_iteration is None else f" of the best checkpoint, iteration {scored_iteration},"
+        line += f"{name} FID{of} {fid:.1f} ({generated} generated vs {real} {name} images); "
     return line + f"total {total_minutes:.1f} min of a {budget_minutes:g} min budget"
 
 
@@ -145,6 +147,7 @@ class TimeBudget(L.Callback):
         self.stopped_by_budget = False
         self._first_iteration, self._first_images = 0, 0
         self._train_started = self._train_ended = None
+        self._trained_to: tuple[int, int] | None = None  # (iteration, images seen) when training ended
         self._evaluation_time = 0.0  # validations during training, not counted as training time
         self._validation_started = None
         self._protocol = ""
@@ -163,7 +166,7 @@ class TimeBudget(L.Callback):
             return
         self._first_iteration = getattr(pl_module, "iteration", trainer.global_step)
         self._first_images = getattr(pl_module, "images_seen", 0)
-        self._train_started = _now()
+        self._train_started, self._trained_to = _now(), None
         datamodule = self._datamodule = trainer.datamodule
         stages = [s for s in STAGES if (s == "test" and self.test) or (s == "validate" and trainer.enable_validation)]
         scored = getattr(pl_module, "eval_fid", False) and hasattr(datamodule, "eval_size") and stages
@@ -261,6 +264,13 @@ class TimeBudget(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.enabled:
             self._train_ended = _now()
+            # what training reached: the test may load the best checkpoint, an earlier iteration
+            self._trained_to = self._progress(trainer, pl_module)
+
+    @staticmethod
+    def _progress(trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[int, int]:
+        """(iterations, images seen) of the module as it is now."""
+        return getattr(pl_module, "iteration", trainer.global_step), getattr(pl_module, "images_seen", 0)
 
     # -- the summary ----------------------------------------------------------------------------
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -274,14 +284,17 @@ class TimeBudget(L.Callback):
     def _log_summary(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str, stage: str) -> None:
         if not trainer.is_global_zero or self._train_started is None:
             return
+        now_at = self._progress(trainer, pl_module)
+        last_iteration, last_images = self._trained_to or now_at
         fid = trainer.callback_metrics.get(f"{prefix}/fid")
         score = None
         if fid is not None and math.isfinite(float(fid)):
             generated = int(trainer.callback_metrics.get(f"{prefix}/fid_samples", 0))
-            score = (prefix, float(fid), generated, trainer.datamodule.eval_size(stage))
+            scored = now_at[0] if now_at[0] != last_iteration else None
+            score = (prefix, float(fid), generated, trainer.datamodule.eval_size(stage), scored)
         ended = self._train_ended if self._train_ended is not None else _now()
         train_minutes = (ended - self._train_started - self._evaluation_time) / 60
-        images = getattr(pl_module, "images_seen", 0) - self._first_images
-        iterations = getattr(pl_module, "iteration", trainer.global_step) - self._first_iteration
+        images = last_images - self._first_images
+        iterations = last_iteration - self._first_iteration
         total = (_now() - self.started) / 60
         log.info(summary_line(iterations, images / 1000, train_minutes, self.stopped_by_budget, score, total, self.minutes))

@@ -52,7 +52,35 @@ class IterationLimit(L.Callback):
 
 class ProgressCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint whose file names may also use `{iteration}` and `{kimg}`,
-    e.g. `best-iter{iteration:07d}`."""
+    e.g. `best-iter{iteration:07d}`, and whose `last.ckpt` is always the latest state.
+
+    Lightning 2.6 writes `last.ckpt` only at a step where it also saved a best checkpoint: after a
+    validation that did not improve the monitored metric (or at the end of training) it kept the
+    previous one, so a run resumed from `last.ckpt` silently went back to its last best iteration
+    (a 65-minute SRResNet run would have resumed from 1,096 of its 1,802 iterations). Here every
+    save point of the run and the end of training write it."""
+
+    # Lightning saves either at the end of each training epoch or after each validation (it
+    # decides per run); `last.ckpt` follows in the same hook, after the best checkpoint.
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._keep_last_current(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._keep_last_current(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._keep_last_current(trainer)
+
+    def _keep_last_current(self, trainer: L.Trainer) -> None:
+        # Skipped where Lightning would not save (sanity check, evaluation-only runs) and where a
+        # checkpoint, and with it `last.ckpt`, was written at this step already.
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _monitor_candidates(self, trainer: L.Trainer) -> dict[str, torch.Tensor]:
         candidates = super()._monitor_candidates(trainer)

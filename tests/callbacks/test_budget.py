@@ -69,10 +69,16 @@ def test_nothing_fits_gives_the_smallest_counts():
 
 
 def test_summary_line():
-    line = summary_line(2817, 180.288, 10.84, True, ("test", 61.234, 1000, 1000), 14.71, 15)
+    line = summary_line(2817, 180.288, 10.84, True, ("test", 61.234, 1000, 1000, None), 14.71, 15)
     assert line == (
         "trained 2817 iterations (180.3 kimg) in 10.8 min; the budget stopped training; "
         "test FID 61.2 (1000 generated vs 1000 test images); total 14.7 min of a 15 min budget"
+    )
+    line = summary_line(1802, 28.832, 63.2, True, ("test", 182.282, 117, 117, 1096), 64.5, 65)
+    assert line == (  # the test scored the best checkpoint, not the last iteration trained
+        "trained 1802 iterations (28.8 kimg) in 63.2 min; the budget stopped training; "
+        "test FID of the best checkpoint, iteration 1096, 182.3 (117 generated vs 117 test images); "
+        "total 64.5 min of a 65 min budget"
     )
     line = summary_line(4, 0.256, 0.02, False, None, 0.5, 2.5)
     assert line == "trained 4 iterations (0.3 kimg) in 0.0 min; no FID computed; total 0.5 min of a 2.5 min budget"
