@@ -504,8 +504,8 @@ class GenerativeModule(L.LightningModule, ABC):
         call in Python, which a GPU waits for at small batches). DDP (its gradient-sync
         preparation), fp16 (loss scaling) and any listener take Lightning's path."""
         if self._direct_backward is None:
-            hooks = ("on_before_backward", "on_after_backward")
-            self._direct_backward = self._lightning_would_only_call(hooks, "backward")
+            hooks = ("on_before_backward", "on_after_backward")  # `loss.backward()` calls neither
+            self._direct_backward = self._lightning_would_only_call(hooks, skipped_module_hooks=(*hooks, "backward"))
         if self._direct_backward:
             loss.backward()
         else:
@@ -528,10 +528,13 @@ class GenerativeModule(L.LightningModule, ABC):
         optimizer.optimizer.step()
         optimizer._on_after_step()
 
-    def _lightning_would_only_call(self, callback_hooks: tuple[str, ...], module_hook: str | None = None) -> bool:
+    def _lightning_would_only_call(
+        self, callback_hooks: tuple[str, ...], skipped_module_hooks: tuple[str, ...] = ()
+    ) -> bool:
         """Whether Lightning's path for a backward or an optimizer step does nothing but call this
         module's hooks and the plain torch operation: one device, a precision without a loss
-        scaler, no profiler, no callback overriding `callback_hooks`, no override of `module_hook`."""
+        scaler, no profiler, no callback overriding `callback_hooks`, and no override of the
+        module hooks that the direct path would not call (`skipped_module_hooks`)."""
         from lightning.pytorch.plugins.precision import MixedPrecision, Precision
         from lightning.pytorch.profilers import PassThroughProfiler
         from lightning.pytorch.strategies import SingleDeviceStrategy
@@ -541,9 +544,7 @@ class GenerativeModule(L.LightningModule, ABC):
         precision = trainer.strategy.precision_plugin
         unscaled = type(precision) is Precision or (type(precision) is MixedPrecision and precision.scaler is None)
         listened = any(is_overridden(h, callback, L.Callback) for callback in trainer.callbacks for h in callback_hooks)
-        if module_hook == "backward":  # the module's own backward hooks would not be called by `loss.backward()`
-            listened |= any(is_overridden(h, self, L.LightningModule) for h in callback_hooks)
-        listened |= module_hook is not None and is_overridden(module_hook, self, L.LightningModule)
+        listened |= any(is_overridden(h, self, L.LightningModule) for h in skipped_module_hooks)
         return (
             type(trainer.strategy) is SingleDeviceStrategy
             and unscaled
