@@ -14,12 +14,19 @@ percentiles (default the 10th): on a shared CPU, load only ever adds time to an 
 fastest iterations show the cost of the code rather than of the machine's other jobs, where
 medians of whole runs moved by more than the differences measured here.
 
+`--segments` splits each Lightning iteration at `on_train_batch_start`, the start and end of
+`training_step` and `on_train_batch_end`: Lightning's code before the step, the step, Lightning's
+code after it, and between batches (the logger connector, the next batch's fetch); and it
+reports the steps that log (every `log_every_n_steps`) apart from the others.
+
     OMP_NUM_THREADS=1 python experiments/overhead_floor.py
+    OMP_NUM_THREADS=1 python experiments/overhead_floor.py --segments --repeats 2
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -43,9 +50,42 @@ LOOPS = ("framework", "lightning_optimizer", "inner", "empty")
 class IterationClock(L.Callback):
     def __init__(self) -> None:
         self.stamps: list[float] = []
+        self.ends: list[float] = []
+        self.step_stamps: list[tuple[float, float]] = []
 
     def on_train_batch_start(self, *args) -> None:
         self.stamps.append(time.perf_counter())
+
+    def on_train_batch_end(self, *args) -> None:
+        self.ends.append(time.perf_counter())
+
+    def time_training_step(self, model: L.LightningModule) -> None:
+        """Stamp the start and end of each `training_step` of `model` (an instance attribute, so
+        Lightning calls the wrapper; `functools.wraps` keeps the signature Lightning inspects)."""
+        step = model.training_step
+
+        @functools.wraps(step)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            output = step(*args, **kwargs)
+            self.step_stamps.append((start, time.perf_counter()))
+            return output
+
+        model.training_step = timed
+
+    def segments(self, warmup: int) -> dict[str, np.ndarray]:
+        """Per iteration after `warmup` (ms): the whole iteration and its four parts."""
+        n = len(self.stamps) - 1  # the last batch has no next start
+        start, end = np.array(self.stamps), np.array(self.ends[:n])
+        step_start, step_end = (np.array([s[i] for s in self.step_stamps[:n]]) for i in (0, 1))
+        parts = {
+            "iteration": start[1:] - start[:-1],
+            "lightning_before_step": step_start - start[:-1],
+            "step": step_end - step_start,
+            "lightning_after_step": end - step_end,
+            "lightning_between_batches": start[1:] - end,
+        }
+        return {name: 1e3 * part[warmup:] for name, part in parts.items()}
 
 
 class PlainBody(L.LightningModule):
@@ -81,11 +121,13 @@ class PlainBody(L.LightningModule):
         self.discriminator.requires_grad_(True)
 
 
-def lightning_iterations(args, loop: str) -> np.ndarray:
+def lightning_iterations(args, loop: str, clock: IterationClock | None = None) -> np.ndarray:
     model, data = benchmark.framework_model_and_data(args)
     if loop != "framework":
         model = PlainBody(model.generator, model.discriminator, args.latent_dim, loop)
-    clock = IterationClock()
+    clock = clock or IterationClock()
+    if args.segments:
+        clock.time_training_step(model)
     trainer = L.Trainer(
         accelerator="cpu", devices=1, max_epochs=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=args.log_every,
@@ -124,9 +166,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--percentiles", type=float, nargs="+", default=[5, 10, 25, 50])
+    parser.add_argument("--segments", action="store_true", help="where in each Lightning iteration the time goes")
     args = parser.parse_args()
     args.__dict__.update(model="dcgan", device="cpu", image_size=28, channels=1, width=2, latent_dim=4, batch_size=2,
                          precision="32-true", channels_last=False, log_every=50, compile=None)  # fmt: skip
+    if args.segments:
+        return print_segments(args)
     times: dict[str, list[np.ndarray]] = {name: [] for name in ("plain", "plain_empty", *LOOPS)}
     for _ in range(args.repeats):  # interleaved, so that the machine's load hits every loop alike
         times["plain"].append(plain_iterations(args))
@@ -145,6 +190,32 @@ def main() -> None:
         if not name.startswith("plain"):
             row["against"] = reference
         print(json.dumps(row), flush=True)
+
+
+def print_segments(args) -> None:
+    """One JSON line per loop and part: q10, q50 and mean (ms), pooled over the repeats; the
+    iteration row also gives the mean of the logging steps and of the others."""
+    pooled: dict[str, dict[str, list[np.ndarray]]] = {}
+    for _ in range(args.repeats):
+        pooled.setdefault("plain", {}).setdefault("iteration", []).append(1e3 * plain_iterations(args))
+        for loop in LOOPS:
+            clock = IterationClock()
+            lightning_iterations(args, loop, clock)
+            for name, part in clock.segments(args.warmup).items():
+                pooled.setdefault(loop, {}).setdefault(name, []).append(part)
+    for loop, parts in pooled.items():
+        for name, runs in parts.items():
+            ms = np.concatenate(runs)
+            row = {"loop": loop, "part": name, "q10_ms": round(float(np.percentile(ms, 10)), 4),
+                   "q50_ms": round(float(np.percentile(ms, 50)), 4), "mean_ms": round(float(ms.mean()), 4)}  # fmt: skip
+            if name == "iteration" and loop != "plain":
+                # batch i (from args.warmup on) logs when (i + 1) % log_every == 0 (Lightning's
+                # should_update_logs counts optimizer-stepping batches; every batch steps here)
+                index = np.concatenate([np.arange(len(run)) + args.warmup for run in runs])
+                logs = (index + 1) % args.log_every == 0
+                row["logging_steps_mean_ms"] = round(float(ms[logs].mean()), 4)
+                row["other_steps_mean_ms"] = round(float(ms[~logs].mean()), 4)
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -89,3 +89,17 @@ def test_a_residual_option_it_cannot_do_is_one_line():
         SRResNet(residual="vdsr")
     with pytest.raises(GansError, match="needs model.generator.output=linear"):
         SRResNet(residual="bicubic", output="tanh")
+
+
+def test_without_batch_norm_the_generator_keeps_its_layers_and_drops_every_bn():
+    net = SRResNet(blocks=2, width=4, norm="none")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    convs = lambda n: [m.weight.shape for m in n.modules() if isinstance(m, nn.Conv2d)]
+    assert convs(net) == convs(SRResNet(blocks=2, width=4))
+    # no batch statistics: an image's output does not depend on the rest of its batch in training
+    lr = torch.randn(3, 3, 6, 6)
+    assert torch.allclose(net.train()(lr)[:1], net(lr[:1]), atol=1e-6)
+    with pytest.raises(RuntimeError, match="Missing key"):  # batch-norm weights do not load into it silently
+        SRResNet(blocks=2, width=4).load_state_dict(net.state_dict())
+    with pytest.raises(GansError, match=r"model.generator.norm='instance' must be one of batch, none"):
+        SRResNet(norm="instance")
