@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from gans.errors import GansError
+from gans.errors import check_choice
 from gans.nets.init import dcgan_init
 
 ACTIVATIONS = ("relu", "leaky_relu")
@@ -39,12 +39,6 @@ DISCRIMINATOR_NORMS = ("batch", "layer", "none")
 UPSAMPLES = ("transposed", "nearest")
 DOWNSAMPLES = ("stride", "max_pool")
 OUTPUTS = ("tanh", "sigmoid", "linear")
-
-
-def check_choice(key: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise GansError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
-    return value
 
 
 def stride2_stages(image_size: int) -> tuple[int, int]:

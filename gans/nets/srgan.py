@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gans.errors import GansError
+from gans.errors import GansError, check_choice
 
 OUTPUTS = ("linear", "tanh")
 RESIDUALS = ("none", "bicubic")
@@ -111,12 +111,9 @@ class SRResNet(nn.Module):
         norm: str = "batch",
     ) -> None:
         super().__init__()
-        if output not in OUTPUTS:
-            raise GansError(f"model.generator.output={output!r} must be one of {', '.join(OUTPUTS)}")
-        if residual not in RESIDUALS:
-            raise GansError(f"model.generator.residual={residual!r} must be one of {', '.join(RESIDUALS)}")
-        if norm not in NORMS:
-            raise GansError(f"model.generator.norm={norm!r} must be one of {', '.join(NORMS)}")
+        check_choice("model.generator.output", output, OUTPUTS)
+        check_choice("model.generator.residual", residual, RESIDUALS)
+        check_choice("model.generator.norm", norm, NORMS)
         if residual == "bicubic" and output == "tanh":
             raise GansError("model.generator.residual=bicubic needs model.generator.output=linear: the network "
                             "adds a signed difference to bicubic upsampling, which tanh would bound to [-1, 1]")  # fmt: skip

@@ -85,7 +85,7 @@ def test_residual_and_plain_weights_do_not_load_into_each_other():
 
 
 def test_a_residual_option_it_cannot_do_is_one_line():
-    with pytest.raises(GansError, match=r"model.generator.residual='vdsr' must be one of none, bicubic"):
+    with pytest.raises(GansError, match=r"model.generator.residual must be one of none, bicubic, got 'vdsr'"):
         SRResNet(residual="vdsr")
     with pytest.raises(GansError, match="needs model.generator.output=linear"):
         SRResNet(residual="bicubic", output="tanh")
@@ -101,5 +101,5 @@ def test_without_batch_norm_the_generator_keeps_its_layers_and_drops_every_bn():
     assert torch.allclose(net.train()(lr)[:1], net(lr[:1]), atol=1e-6)
     with pytest.raises(RuntimeError, match="Missing key"):  # batch-norm weights do not load into it silently
         SRResNet(blocks=2, width=4).load_state_dict(net.state_dict())
-    with pytest.raises(GansError, match=r"model.generator.norm='instance' must be one of batch, none"):
+    with pytest.raises(GansError, match=r"model.generator.norm must be one of batch, none, got 'instance'"):
         SRResNet(norm="instance")
